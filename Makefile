@@ -1,0 +1,65 @@
+# sluice: see README.md. `make demo` runs the main job locally; `make test` runs every test.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CACHE       := infra/local/.cache
+LOCAL       := $(CACHE)/bin/sluice-local
+BUILD_DIR   ?= $(CACHE)/build
+FUNCTIONS   := $(notdir $(wildcard functions/*))
+STATICCHECK := $(CACHE)/bin/staticcheck
+STATICCHECK_VERSION := v0.8.2
+# Lambda build: static, arm64, no RPC shim (provided.al2023 runtime).
+LAMBDA_ENV   := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
+LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags='-s -w'
+
+.PHONY: help build test test-unit lint local-up local-down local-status local-tool
+
+help:
+	@echo "make demo        run the main job on the local stack"
+	@echo "make test        unit + integration tests (starts and stops the local stack)"
+	@echo "make build       one bootstrap per function in functions/ (linux/arm64)"
+	@echo "make lint        go vet + staticcheck"
+	@echo "make local-up    start MinIO + DynamoDB Local (env file: $(CACHE)/local.env)"
+	@echo "make local-down  stop them"
+
+# The local-stack tool is rebuilt every time (the Go build cache makes that instant).
+local-tool:
+	@go build -o $(LOCAL) ./infra/local
+
+local-up: local-tool
+	@$(LOCAL) up
+
+local-down: local-tool
+	@$(LOCAL) down
+
+local-status: local-tool
+	@$(LOCAL) status
+
+build: $(addprefix $(BUILD_DIR)/,$(addsuffix /bootstrap,$(FUNCTIONS)))
+
+$(BUILD_DIR)/%/bootstrap: FORCE
+	$(LAMBDA_ENV) go build $(LAMBDA_FLAGS) -o $@ ./functions/$*
+
+# SAM (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR set.
+build-%Function:
+	$(LAMBDA_ENV) go build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(shell echo '$*' | tr 'A-Z' 'a-z')
+
+test-unit:
+	go test -count=1 ./...
+
+# Integration tests need the stack: `exec` starts what is not running, runs the tests with the
+# stack's env, reports a server that died during the run, and stops what it started.
+test: local-tool
+	go vet ./...
+	$(LOCAL) exec -- env SLUICE_REQUIRE_STACK=1 go test -count=1 ./...
+
+$(STATICCHECK):
+	GOBIN=$(abspath $(CACHE)/bin) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: $(STATICCHECK)
+	go vet ./...
+	$(STATICCHECK) ./...
+
+.PHONY: FORCE
+FORCE:

@@ -1,0 +1,97 @@
+// Package state keeps one record per source object in DynamoDB and changes it only with
+// conditional writes: a claim is a compare-and-swap on the record's revision, and every later
+// write of an invocation holds only while its claim token is still the record's.
+package state
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Status is where a source object stands.
+type Status string
+
+// The statuses. PROCESSING is the only one with a lease; the others are terminal except FAILED,
+// which a later delivery may claim again until the attempt limit.
+const (
+	Processing  Status = "PROCESSING"
+	Succeeded   Status = "SUCCEEDED"
+	Failed      Status = "FAILED"
+	Quarantined Status = "QUARANTINED"
+)
+
+// Output is one published rendition.
+type Output struct {
+	Name   string `dynamodbav:"name" json:"name"`
+	Key    string `dynamodbav:"key" json:"key"`
+	Size   int64  `dynamodbav:"size" json:"size"`
+	SHA256 string `dynamodbav:"sha256" json:"sha256"`
+	Width  int    `dynamodbav:"width" json:"width"`
+	Height int    `dynamodbav:"height" json:"height"`
+	Format string `dynamodbav:"format" json:"format"`
+}
+
+// Transition is one entry of a record's audit trail.
+type Transition struct {
+	At        time.Time `dynamodbav:"at"`
+	RequestID string    `dynamodbav:"request_id"`
+	From      Status    `dynamodbav:"from"`
+	To        Status    `dynamodbav:"to"`
+	Reason    string    `dynamodbav:"reason,omitempty"`
+}
+
+// MaxHistory bounds the audit trail kept on a record; older transitions are dropped.
+const MaxHistory = 20
+
+// Record is the state of one source object.
+type Record struct {
+	ID            string `dynamodbav:"id"` // bucket + "/" + key
+	Bucket        string `dynamodbav:"bucket"`
+	Key           string `dynamodbav:"key"`
+	Status        Status `dynamodbav:"status"`
+	Rev           int64  `dynamodbav:"rev"` // bumped by every write; claims compare-and-swap on it
+	ObjectVersion string `dynamodbav:"object_version"`
+	ObjectETag    string `dynamodbav:"object_etag"`
+	ObjectSize    int64  `dynamodbav:"object_size"`
+	Sequencer     string `dynamodbav:"sequencer,omitempty"`
+	RecipeVersion string `dynamodbav:"recipe_version"`
+
+	ClaimToken   string    `dynamodbav:"claim_token,omitempty"`
+	LeaseOwner   string    `dynamodbav:"lease_owner,omitempty"`
+	LeaseExpires time.Time `dynamodbav:"lease_expires"`
+	Attempts     int       `dynamodbav:"attempts"`
+
+	Reason    string `dynamodbav:"reason,omitempty"`
+	Message   string `dynamodbav:"message,omitempty"`
+	LastError string `dynamodbav:"last_error,omitempty"`
+
+	Outputs     []Output `dynamodbav:"outputs,omitempty"`
+	ManifestKey string   `dynamodbav:"manifest_key,omitempty"`
+	DurationMS  int64    `dynamodbav:"duration_ms,omitempty"`
+
+	CreatedAt time.Time    `dynamodbav:"created_at"`
+	UpdatedAt time.Time    `dynamodbav:"updated_at"`
+	ExpiresAt int64        `dynamodbav:"expires_at,omitempty"` // TTL, epoch seconds
+	History   []Transition `dynamodbav:"history,omitempty"`
+}
+
+// ID is the record key of a source object.
+func ID(bucket, key string) string { return bucket + "/" + key }
+
+// LogValue keeps log lines short.
+func (r Record) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("id", r.ID), slog.String("status", string(r.Status)),
+		slog.Int64("rev", r.Rev), slog.Int("attempts", r.Attempts),
+	)
+}
+
+// transition moves r to status `to`, appending to the bounded audit trail.
+func (r *Record) transition(to Status, requestID, reason string, now time.Time) {
+	r.History = append(r.History, Transition{At: now, RequestID: requestID, From: r.Status, To: to, Reason: reason})
+	if n := len(r.History) - MaxHistory; n > 0 {
+		r.History = append([]Transition(nil), r.History[n:]...)
+	}
+	r.Status = to
+	r.UpdatedAt = now
+}

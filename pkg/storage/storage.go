@@ -1,0 +1,218 @@
+// Package storage is sluice's S3 adapter: reads bounded by size, writes that carry a SHA-256 the
+// server checks, copies conditional on the source's ETag, and S3 errors translated into the
+// package's sentinels so callers never look at SDK types.
+package storage
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// Sentinels callers can test with errors.Is.
+var (
+	ErrNotFound           = errors.New("object not found")
+	ErrPreconditionFailed = errors.New("precondition failed")
+	ErrTooLarge           = errors.New("object larger than the limit")
+)
+
+// s3API is the part of the S3 client this adapter uses.
+type s3API interface {
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, optFns ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	CopyObject(ctx context.Context, in *s3.CopyObjectInput, optFns ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
+	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+}
+
+// Store talks to S3.
+type Store struct{ api s3API }
+
+// New wraps an S3 client.
+func New(api s3API) *Store { return &Store{api: api} }
+
+// Object is what a HEAD tells about an object.
+type Object struct {
+	Bucket, Key  string
+	Size         int64
+	ETag         string // without quotes
+	VersionID    string
+	ContentType  string
+	SHA256       string // hex; from S3's additional checksum or x-amz-meta-sha256, "" if neither
+	Metadata     map[string]string
+	LastModified time.Time
+}
+
+// Head reads an object's metadata, asking for its checksum.
+func (s *Store) Head(ctx context.Context, bucket, key string) (Object, error) {
+	out, err := s.api.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled,
+	})
+	if err != nil {
+		return Object{}, fmt.Errorf("head s3://%s/%s: %w", bucket, key, translate(err))
+	}
+	o := Object{
+		Bucket: bucket, Key: key,
+		Size:         aws.ToInt64(out.ContentLength),
+		ETag:         strings.Trim(aws.ToString(out.ETag), `"`),
+		VersionID:    aws.ToString(out.VersionId),
+		ContentType:  aws.ToString(out.ContentType),
+		Metadata:     out.Metadata,
+		LastModified: aws.ToTime(out.LastModified),
+	}
+	if c := aws.ToString(out.ChecksumSHA256); c != "" && !strings.Contains(c, "-") {
+		// A composite checksum ("...-N") of a multipart upload is not the object's SHA-256.
+		if raw, err := base64.StdEncoding.DecodeString(c); err == nil && len(raw) == sha256.Size {
+			o.SHA256 = fmt.Sprintf("%x", raw)
+		}
+	}
+	if o.SHA256 == "" {
+		o.SHA256 = strings.ToLower(strings.TrimSpace(out.Metadata["sha256"]))
+	}
+	return o, nil
+}
+
+// Get reads the object exactly as a previous Head saw it (by version, else by ETag), refusing
+// more than limit bytes.
+func (s *Store) Get(ctx context.Context, o Object, limit int64) ([]byte, error) {
+	in := &s3.GetObjectInput{Bucket: aws.String(o.Bucket), Key: aws.String(o.Key)}
+	if o.VersionID != "" && o.VersionID != "null" {
+		in.VersionId = aws.String(o.VersionID)
+	} else if o.ETag != "" {
+		in.IfMatch = aws.String(`"` + o.ETag + `"`)
+	}
+	out, err := s.api.GetObject(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("get s3://%s/%s: %w", o.Bucket, o.Key, translate(err))
+	}
+	defer out.Body.Close()
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(o.Size, 0), limit)+1))
+	n, err := io.Copy(buf, io.LimitReader(out.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read s3://%s/%s: %w", o.Bucket, o.Key, err)
+	}
+	if n > limit {
+		return nil, fmt.Errorf("read s3://%s/%s: %w (%d bytes)", o.Bucket, o.Key, ErrTooLarge, limit)
+	}
+	return buf.Bytes(), nil
+}
+
+// Put is one object to write.
+type Put struct {
+	Bucket, Key string
+	Body        []byte
+	ContentType string
+	Metadata    map[string]string
+}
+
+// Written is what a successful Put returns.
+type Written struct {
+	ETag   string
+	SHA256 string // hex
+}
+
+// Put writes an object with its SHA-256, which S3 checks against the body before it stores it,
+// and records the same digest as x-amz-meta-sha256.
+func (s *Store) Put(ctx context.Context, p Put) (Written, error) {
+	sum := sha256.Sum256(p.Body)
+	meta := map[string]string{"sha256": fmt.Sprintf("%x", sum)}
+	for k, v := range p.Metadata {
+		meta[k] = v
+	}
+	out, err := s.api.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(p.Bucket), Key: aws.String(p.Key),
+		Body:              bytes.NewReader(p.Body),
+		ContentLength:     aws.Int64(int64(len(p.Body))),
+		ContentType:       aws.String(p.ContentType),
+		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+		ChecksumSHA256:    aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+		Metadata:          meta,
+	})
+	if err != nil {
+		return Written{}, fmt.Errorf("put s3://%s/%s: %w", p.Bucket, p.Key, translate(err))
+	}
+	return Written{ETag: strings.Trim(aws.ToString(out.ETag), `"`), SHA256: meta["sha256"]}, nil
+}
+
+// CopyIfMatch copies src to dst only if src still has etag; otherwise ErrPreconditionFailed.
+// The object's metadata and checksum travel with it.
+func (s *Store) CopyIfMatch(ctx context.Context, srcBucket, srcKey, etag, dstBucket, dstKey string) (string, error) {
+	out, err := s.api.CopyObject(ctx, &s3.CopyObjectInput{
+		Bucket: aws.String(dstBucket), Key: aws.String(dstKey),
+		CopySource:        aws.String(CopySource(srcBucket, srcKey, "")),
+		CopySourceIfMatch: aws.String(`"` + etag + `"`),
+		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+		MetadataDirective: types.MetadataDirectiveCopy,
+	})
+	if err != nil {
+		return "", fmt.Errorf("copy s3://%s/%s to s3://%s/%s: %w", srcBucket, srcKey, dstBucket, dstKey, translate(err))
+	}
+	if out.CopyObjectResult == nil {
+		return "", nil
+	}
+	return strings.Trim(aws.ToString(out.CopyObjectResult.ETag), `"`), nil
+}
+
+// Delete removes an object; a missing one is not an error.
+func (s *Store) Delete(ctx context.Context, bucket, key string) error {
+	if _, err := s.api.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
+		if err = translate(err); !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("delete s3://%s/%s: %w", bucket, key, err)
+		}
+	}
+	return nil
+}
+
+// CopySource builds the x-amz-copy-source value: bucket/key, URL-encoded, with an optional version.
+func CopySource(bucket, key, versionID string) string {
+	src := url.PathEscape(bucket) + "/" + escapeKey(key)
+	if versionID != "" {
+		src += "?versionId=" + url.QueryEscape(versionID)
+	}
+	return src
+}
+
+// escapeKey percent-encodes each path segment, keeping the slashes.
+func escapeKey(key string) string {
+	parts := strings.Split(key, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
+}
+
+// translate maps S3's answers onto the package sentinels, keeping the original in the chain.
+func translate(err error) error {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "NoSuchKey", "NotFound", "NoSuchVersion":
+			return fmt.Errorf("%w: %w", ErrNotFound, err)
+		case "PreconditionFailed":
+			return fmt.Errorf("%w: %w", ErrPreconditionFailed, err)
+		}
+	}
+	var resp *smithyhttp.ResponseError
+	if errors.As(err, &resp) {
+		switch resp.HTTPStatusCode() {
+		case 404:
+			return fmt.Errorf("%w: %w", ErrNotFound, err)
+		case 412:
+			return fmt.Errorf("%w: %w", ErrPreconditionFailed, err)
+		}
+	}
+	return err
+}

@@ -1,0 +1,101 @@
+package storage_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/sluice-dev/sluice/pkg/storage"
+	"github.com/sluice-dev/sluice/pkg/testenv"
+)
+
+func TestPutHeadCopyWithChecksums(t *testing.T) {
+	env := testenv.Open(t)
+	bucket := env.Bucket(t)
+	st := storage.New(env.S3)
+	ctx := context.Background()
+
+	body := []byte("sluice smoke test body")
+	w, err := st.Put(ctx, storage.Put{Bucket: bucket, Key: "tmp/a b+é.txt", Body: body, ContentType: "text/plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%x", sha256.Sum256(body))
+	if w.SHA256 != want {
+		t.Fatalf("Put SHA256 = %s, want %s", w.SHA256, want)
+	}
+
+	head, err := st.Head(ctx, bucket, "tmp/a b+é.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head.SHA256 != want || head.Size != int64(len(body)) || head.ETag != w.ETag {
+		t.Fatalf("Head = %+v, want sha256 %s size %d etag %s", head, want, len(body), w.ETag)
+	}
+
+	if _, err := st.CopyIfMatch(ctx, bucket, "tmp/a b+é.txt", w.ETag, bucket, "final/a b+é.txt"); err != nil {
+		t.Fatalf("copy with the right ETag: %v", err)
+	}
+	got, err := st.Head(ctx, bucket, "final/a b+é.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SHA256 != want || got.Size != int64(len(body)) {
+		t.Fatalf("copied object = %+v, want sha256 %s size %d", got, want, len(body))
+	}
+
+	_, err = st.CopyIfMatch(ctx, bucket, "tmp/a b+é.txt", "0123456789abcdef0123456789abcdef", bucket, "final/other")
+	if !errors.Is(err, storage.ErrPreconditionFailed) {
+		t.Fatalf("copy with a wrong ETag: err = %v, want ErrPreconditionFailed", err)
+	}
+	if _, err := st.Head(ctx, bucket, "final/other"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a failed copy left an object behind (head err = %v)", err)
+	}
+}
+
+func TestServerRejectsWrongChecksum(t *testing.T) {
+	env := testenv.Open(t)
+	bucket := env.Bucket(t)
+	// What the output protocol relies on: S3 refuses a body whose SHA-256 differs from the one sent.
+	wrong := sha256.Sum256([]byte("something else"))
+	_, err := env.S3.PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String("k"), Body: strings.NewReader("body"),
+		ChecksumAlgorithm: s3types.ChecksumAlgorithmSha256,
+		ChecksumSHA256:    aws.String(base64.StdEncoding.EncodeToString(wrong[:])),
+	})
+	if err == nil {
+		t.Fatal("PutObject with a wrong SHA-256 succeeded")
+	}
+	if _, err := storage.New(env.S3).Head(context.Background(), bucket, "k"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the refused object exists (head err = %v)", err)
+	}
+}
+
+func TestGetHonoursLimit(t *testing.T) {
+	env := testenv.Open(t)
+	bucket := env.Bucket(t)
+	st := storage.New(env.S3)
+	ctx := context.Background()
+	if _, err := st.Put(ctx, storage.Put{Bucket: bucket, Key: "big", Body: make([]byte, 1000)}); err != nil {
+		t.Fatal(err)
+	}
+	head, err := st.Head(ctx, bucket, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Get(ctx, head, 999); !errors.Is(err, storage.ErrTooLarge) {
+		t.Fatalf("Get past the limit: err = %v, want ErrTooLarge", err)
+	}
+	b, err := st.Get(ctx, head, 1000)
+	if err != nil || len(b) != 1000 {
+		t.Fatalf("Get at the limit: %d bytes, err %v", len(b), err)
+	}
+}

@@ -1,0 +1,247 @@
+// Package testenv connects integration tests to the local stack (infra/local) and gives each test
+// its own bucket and table, removed when the test ends.
+//
+// When SLUICE_REQUIRE_STACK=1 (set by `make test`), a missing or dead stack fails the test with a
+// message that names the server; otherwise integration tests skip and say why.
+package testenv
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/sluice-dev/sluice/pkg/awsclient"
+	"github.com/sluice-dev/sluice/pkg/localstack"
+)
+
+// RequireEnv is the variable that turns a missing stack from a skip into a failure.
+const RequireEnv = "SLUICE_REQUIRE_STACK"
+
+// Env is a live local stack.
+type Env struct {
+	Cfg       aws.Config
+	S3        *s3.Client
+	DDB       *dynamodb.Client
+	HubURL    string // the notification hub
+	NotifyARN string // MinIO's webhook target that points at the hub
+}
+
+var (
+	loadOnce sync.Once
+	loadErr  error
+)
+
+// loadEnvFile exports the env file's variables into this test process, once, unless the
+// environment already names an S3 endpoint (as under `make test`).
+func loadEnvFile() error {
+	if os.Getenv("AWS_ENDPOINT_URL_S3") != "" {
+		return nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	root, err := localstack.FindRoot(wd)
+	if err != nil {
+		return err
+	}
+	cfg, err := localstack.LoadConfig(root)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(cfg.EnvFile())
+	if err != nil {
+		return fmt.Errorf("no local stack env file (%w): run `make test`, or `make local-up` before `go test`", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return fmt.Errorf("%s: bad line %q", cfg.EnvFile(), line)
+		}
+		if err := os.Setenv(k, v); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+// Open returns the local stack, or skips or fails the test when it is missing or dead.
+func Open(t testing.TB) *Env {
+	t.Helper()
+	loadOnce.Do(func() { loadErr = loadEnvFile() })
+	if loadErr != nil {
+		unavailable(t, loadErr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg, err := awsclient.Load(ctx)
+	if err != nil {
+		unavailable(t, err)
+	}
+	e := &Env{
+		Cfg:       cfg,
+		S3:        awsclient.S3(cfg),
+		DDB:       awsclient.DynamoDB(cfg),
+		HubURL:    os.Getenv("SLUICE_LOCAL_HUB"),
+		NotifyARN: os.Getenv("SLUICE_LOCAL_NOTIFY_ARN"),
+	}
+	if err := e.Check(ctx); err != nil {
+		unavailable(t, err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.Check(ctx); err != nil {
+			t.Errorf("the local stack stopped answering during this test: %v", err)
+		}
+	})
+	return e
+}
+
+func unavailable(t testing.TB, err error) {
+	t.Helper()
+	if os.Getenv(RequireEnv) == "1" {
+		t.Fatalf("integration test needs the local stack, and it is not usable: %v", err)
+	}
+	t.Skipf("integration test skipped (no usable local stack; `make test` runs it): %v", err)
+}
+
+// Check asks each server a real question and names the one that does not answer, with its log.
+func (e *Env) Check(ctx context.Context) error {
+	var errs []error
+	if _, err := e.S3.ListBuckets(ctx, &s3.ListBucketsInput{}); err != nil {
+		errs = append(errs, fmt.Errorf("MinIO (S3) at %s does not answer: %v; its log: %s",
+			os.Getenv("AWS_ENDPOINT_URL_S3"), err, os.Getenv("SLUICE_LOCAL_MINIO_LOG")))
+	}
+	if _, err := e.DDB.ListTables(ctx, &dynamodb.ListTablesInput{Limit: aws.Int32(1)}); err != nil {
+		errs = append(errs, fmt.Errorf("DynamoDB Local at %s does not answer: %v; its log: %s",
+			os.Getenv("AWS_ENDPOINT_URL_DYNAMODB"), err, os.Getenv("SLUICE_LOCAL_DYNAMODB_LOG")))
+	}
+	return errors.Join(errs...)
+}
+
+var unsafeName = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// UniqueName makes a name valid for both a bucket and a table: the test's name, lowercased and
+// cut, plus random hex.
+func UniqueName(t testing.TB) string {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	base := strings.Trim(unsafeName.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
+	if len(base) > 40 {
+		base = base[:40]
+	}
+	return strings.Trim("t-"+base, "-") + "-" + hex.EncodeToString(b[:])
+}
+
+// Bucket creates a bucket for this test and removes it, with everything in it, afterwards.
+func (e *Env) Bucket(t testing.TB) string {
+	t.Helper()
+	name := UniqueName(t)
+	ctx := context.Background()
+	if _, err := e.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		t.Fatalf("create bucket %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := e.emptyBucket(ctx, name); err != nil {
+			t.Errorf("empty bucket %s: %v", name, err)
+			return
+		}
+		if _, err := e.S3.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(name)}); err != nil {
+			t.Errorf("delete bucket %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+func (e *Env) emptyBucket(ctx context.Context, bucket string) error {
+	p := s3.NewListObjectsV2Paginator(e.S3, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		if len(page.Contents) == 0 {
+			continue
+		}
+		ids := make([]s3types.ObjectIdentifier, 0, len(page.Contents))
+		for _, o := range page.Contents {
+			ids = append(ids, s3types.ObjectIdentifier{Key: o.Key})
+		}
+		out, err := e.S3.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String(bucket), Delete: &s3types.Delete{Objects: ids, Quiet: aws.Bool(true)}})
+		if err != nil {
+			return err
+		}
+		if len(out.Errors) > 0 {
+			return fmt.Errorf("delete %s: %s", aws.ToString(out.Errors[0].Key), aws.ToString(out.Errors[0].Message))
+		}
+	}
+	return nil
+}
+
+// Table creates a table from def under a unique name for this test, and deletes it afterwards.
+func (e *Env) Table(t testing.TB, def func(name string) *dynamodb.CreateTableInput) string {
+	t.Helper()
+	name := UniqueName(t)
+	ctx := context.Background()
+	if _, err := e.DDB.CreateTable(ctx, def(name)); err != nil {
+		t.Fatalf("create table %s: %v", name, err)
+	}
+	w := dynamodb.NewTableExistsWaiter(e.DDB)
+	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 30*time.Second); err != nil {
+		t.Fatalf("table %s never became active: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if _, err := e.DDB.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(name)}); err != nil {
+			t.Errorf("delete table %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// Notify sends bucket's notifications for events (and an optional key prefix) through MinIO's
+// webhook and the hub to h, until the test ends.
+func (e *Env) Notify(t testing.TB, bucket string, events []string, prefix string, h http.Handler) {
+	t.Helper()
+	ctx := context.Background()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	if err := localstack.Subscribe(ctx, e.HubURL, bucket, srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := localstack.Unsubscribe(ctx, e.HubURL, bucket); err != nil {
+			t.Errorf("unsubscribe %s: %v", bucket, err)
+		}
+	})
+	if err := localstack.ConfigureNotifications(ctx, e.S3, bucket, e.NotifyARN, events, prefix); err != nil {
+		t.Fatal(err)
+	}
+}
