@@ -63,3 +63,14 @@ lint: $(STATICCHECK)
 
 .PHONY: FORCE
 FORCE:
+
+.PHONY: demo invoke
+# The main job, locally: real MinIO notifications → the processor's handler → renditions, state,
+# quarantine; prints a table of outcomes. The stack stays up for a look (make local-down).
+demo: local-tool
+	@$(LOCAL) demo
+
+# The Docker-free `sam local invoke`: make invoke EVENT=testdata/events/s3-put.json
+EVENT ?= testdata/events/s3-put.json
+invoke: local-tool
+	@$(LOCAL) invoke $(EVENT)

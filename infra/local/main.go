@@ -4,6 +4,8 @@
 //	local down               stop exactly the processes `up` started (by recorded PID)
 //	local status             say whether each server answers
 //	local exec -- CMD ARGS   start what is not running, run CMD with the stack's env, stop what it started
+//	local invoke EVENT       run the processor's handler once on an event file (Docker-free sam local invoke)
+//	local demo               the main job: upload testdata/images through real notifications, print outcomes
 //	local hub --dir D --addr A   (internal) the notification hub process
 package main
 
@@ -18,6 +20,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/sluice-dev/sluice/pkg/awsclient"
+	"github.com/sluice-dev/sluice/pkg/localrun"
 	"github.com/sluice-dev/sluice/pkg/localstack"
 )
 
@@ -39,7 +43,7 @@ func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) 
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: local up|down|status|exec -- CMD [ARGS]")
+		return errors.New("usage: local up|down|status|invoke EVENT|demo|exec -- CMD [ARGS]")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -98,8 +102,32 @@ func run(args []string) error {
 			return errors.New("exec: want a command after --")
 		}
 		return execWithStack(ctx, stack, cfg, cmdArgs)
+	case "invoke", "demo":
+		if _, err := stack.Up(ctx); err != nil {
+			return err
+		}
+		for _, kv := range cfg.Env() {
+			if err := os.Setenv(kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+		awsCfg, err := awsclient.Load(ctx)
+		if err != nil {
+			return err
+		}
+		s3c, ddb := awsclient.S3(awsCfg), awsclient.DynamoDB(awsCfg)
+		log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		if args[0] == "demo" {
+			return localrun.Demo(ctx, s3c, ddb, localrun.DemoOptions{
+				Root: root, HubURL: cfg.HubEndpoint(), NotifyARN: cfg.HubARN(), Out: os.Stdout, Log: log,
+			})
+		}
+		if len(args) != 2 {
+			return errors.New("usage: local invoke EVENT_FILE")
+		}
+		return localrun.InvokeFile(ctx, s3c, ddb, root, args[1], os.Stdout, log)
 	default:
-		return fmt.Errorf("unknown command %q: want up, down, status or exec", args[0])
+		return fmt.Errorf("unknown command %q: want up, down, status, exec, invoke or demo", args[0])
 	}
 }
 

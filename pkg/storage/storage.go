@@ -147,18 +147,34 @@ func (s *Store) Put(ctx context.Context, p Put) (Written, error) {
 	return Written{ETag: strings.Trim(aws.ToString(out.ETag), `"`), SHA256: meta["sha256"]}, nil
 }
 
-// CopyIfMatch copies src to dst only if src still has etag; otherwise ErrPreconditionFailed.
-// The object's metadata and checksum travel with it.
-func (s *Store) CopyIfMatch(ctx context.Context, srcBucket, srcKey, etag, dstBucket, dstKey string) (string, error) {
-	out, err := s.api.CopyObject(ctx, &s3.CopyObjectInput{
-		Bucket: aws.String(dstBucket), Key: aws.String(dstKey),
-		CopySource:        aws.String(CopySource(srcBucket, srcKey, "")),
-		CopySourceIfMatch: aws.String(`"` + etag + `"`),
+// Copy is one server-side copy.
+type Copy struct {
+	SrcBucket, SrcKey string
+	SrcVersionID      string            // copy this version; "" for the current one
+	IfMatch           string            // copy only if the source still has this ETag ("" = any)
+	DstBucket, DstKey string
+	Metadata          map[string]string // replaces the source's metadata; nil keeps it
+}
+
+// Copy copies an object inside S3. A source that no longer matches IfMatch gives
+// ErrPreconditionFailed and copies nothing. The destination gets a fresh SHA-256 checksum.
+func (s *Store) Copy(ctx context.Context, c Copy) (etag string, err error) {
+	in := &s3.CopyObjectInput{
+		Bucket: aws.String(c.DstBucket), Key: aws.String(c.DstKey),
+		CopySource:        aws.String(CopySource(c.SrcBucket, c.SrcKey, c.SrcVersionID)),
 		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
 		MetadataDirective: types.MetadataDirectiveCopy,
-	})
+	}
+	if c.IfMatch != "" {
+		in.CopySourceIfMatch = aws.String(`"` + c.IfMatch + `"`)
+	}
+	if c.Metadata != nil {
+		in.MetadataDirective = types.MetadataDirectiveReplace
+		in.Metadata = c.Metadata
+	}
+	out, err := s.api.CopyObject(ctx, in)
 	if err != nil {
-		return "", fmt.Errorf("copy s3://%s/%s to s3://%s/%s: %w", srcBucket, srcKey, dstBucket, dstKey, translate(err))
+		return "", fmt.Errorf("copy s3://%s/%s to s3://%s/%s: %w", c.SrcBucket, c.SrcKey, c.DstBucket, c.DstKey, translate(err))
 	}
 	if out.CopyObjectResult == nil {
 		return "", nil

@@ -41,7 +41,7 @@ func TestPutHeadCopyWithChecksums(t *testing.T) {
 		t.Fatalf("Head = %+v, want sha256 %s size %d etag %s", head, want, len(body), w.ETag)
 	}
 
-	if _, err := st.CopyIfMatch(ctx, bucket, "tmp/a b+é.txt", w.ETag, bucket, "final/a b+é.txt"); err != nil {
+	if _, err := st.Copy(ctx, storage.Copy{SrcBucket: bucket, SrcKey: "tmp/a b+é.txt", IfMatch: w.ETag, DstBucket: bucket, DstKey: "final/a b+é.txt"}); err != nil {
 		t.Fatalf("copy with the right ETag: %v", err)
 	}
 	got, err := st.Head(ctx, bucket, "final/a b+é.txt")
@@ -52,7 +52,7 @@ func TestPutHeadCopyWithChecksums(t *testing.T) {
 		t.Fatalf("copied object = %+v, want sha256 %s size %d", got, want, len(body))
 	}
 
-	_, err = st.CopyIfMatch(ctx, bucket, "tmp/a b+é.txt", "0123456789abcdef0123456789abcdef", bucket, "final/other")
+	_, err = st.Copy(ctx, storage.Copy{SrcBucket: bucket, SrcKey: "tmp/a b+é.txt", IfMatch: "0123456789abcdef0123456789abcdef", DstBucket: bucket, DstKey: "final/other"})
 	if !errors.Is(err, storage.ErrPreconditionFailed) {
 		t.Fatalf("copy with a wrong ETag: err = %v, want ErrPreconditionFailed", err)
 	}

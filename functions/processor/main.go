@@ -1,0 +1,42 @@
+// Command processor is the Lambda that turns staged images into verified renditions.
+// Configuration: see pkg/processor.LoadConfig and README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/sluice-dev/sluice/pkg/awsclient"
+	"github.com/sluice-dev/sluice/pkg/metrics"
+	"github.com/sluice-dev/sluice/pkg/processor"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "processor:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx := context.Background()
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	cfg, err := processor.FromEnv()
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	aws, err := awsclient.Load(ctx)
+	if err != nil {
+		return err
+	}
+	p, err := processor.Build(ctx, cfg, awsclient.S3(aws), awsclient.DynamoDB(aws), log, metrics.New(os.Stdout, "processor"))
+	if err != nil {
+		return err
+	}
+	lambda.Start(p.Handle)
+	return nil
+}

@@ -1,0 +1,189 @@
+package localrun
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/sluice-dev/sluice/pkg/localstack"
+	"github.com/sluice-dev/sluice/pkg/metrics"
+	"github.com/sluice-dev/sluice/pkg/processor"
+	"github.com/sluice-dev/sluice/pkg/state"
+)
+
+// Local names, as in testdata/env.json and testdata/events/.
+const (
+	StagingBucket = "sluice-staging"
+	UploadPrefix  = "uploads/"
+)
+
+// DemoOptions says where the demo's inputs are and how to reach the stack.
+type DemoOptions struct {
+	Root      string // repository root
+	HubURL    string
+	NotifyARN string
+	Out       io.Writer
+	Log       *slog.Logger // the processor's logs
+}
+
+// Demo is the main job, locally: buckets and table, MinIO notifications from the staging bucket
+// to a runner of the processor's handler, every sample file in testdata/images uploaded, and a
+// table of each one's outcome once all are terminal.
+func Demo(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, o DemoOptions) error {
+	getenv, err := FunctionEnv(filepath.Join(o.Root, "testdata", "env.json"), "ProcessorFunction")
+	if err != nil {
+		return err
+	}
+	cfg, err := processor.LoadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("testdata/env.json: %w", err)
+	}
+	if err := Setup(ctx, s3c, ddb, cfg, StagingBucket); err != nil {
+		return err
+	}
+	proc, err := processor.Build(ctx, cfg, s3c, ddb, o.Log, metrics.New(io.Discard, "processor"))
+	if err != nil {
+		return err
+	}
+	runner := NewRunner(proc.Handle, o.Log, 2)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: runner, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	if err := localstack.Subscribe(ctx, o.HubURL, StagingBucket, "http://"+ln.Addr().String()+"/"); err != nil {
+		return err
+	}
+	defer func() { _ = localstack.Unsubscribe(context.Background(), o.HubURL, StagingBucket) }()
+	if err := localstack.ConfigureNotifications(ctx, s3c, StagingBucket, o.NotifyARN, []string{"s3:ObjectCreated:*"}, UploadPrefix); err != nil {
+		return err
+	}
+
+	samples := filepath.Join(o.Root, "testdata", "images")
+	keys, err := uploadTree(ctx, s3c, samples, StagingBucket, UploadPrefix+"demo/")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "uploaded %d files from testdata/images to s3://%s/%sdemo/; waiting for the processor...\n", len(keys), StagingBucket, UploadPrefix)
+
+	states := state.New(ddb, cfg.StateTable, 0)
+	recs, err := waitTerminal(ctx, states, StagingBucket, keys, 3*time.Minute)
+	runner.Wait()
+	printTable(o.Out, recs, keys)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, `
+Results are in the local stack (still running; stop it with make local-down):
+  renditions:  aws --endpoint-url %[1]s s3 ls --recursive s3://%[2]s/%[3]s
+  quarantine:  aws --endpoint-url %[1]s s3 ls --recursive s3://%[4]s/%[5]s
+  state:       aws --endpoint-url %[6]s dynamodb scan --table-name %[7]s
+  (env for those commands: set -a; . infra/local/.cache/local.env; set +a)
+`, os.Getenv("AWS_ENDPOINT_URL_S3"), cfg.OutputBucket, cfg.OutputPrefix, cfg.QuarantineBucket, cfg.QuarantinePrefix,
+		os.Getenv("AWS_ENDPOINT_URL_DYNAMODB"), cfg.StateTable)
+	return nil
+}
+
+// uploadTree puts every file under dir into bucket under prefix (keeping relative paths).
+func uploadTree(ctx context.Context, s3c *s3.Client, dir, bucket, prefix string) ([]string, error) {
+	var keys []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		key := prefix + filepath.ToSlash(rel)
+		if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: f}); err != nil {
+			return fmt.Errorf("upload %s: %w", key, err)
+		}
+		keys = append(keys, key)
+		return nil
+	})
+	sort.Strings(keys)
+	return keys, err
+}
+
+// waitTerminal polls the state table until every key is SUCCEEDED or QUARANTINED, or timeout.
+func waitTerminal(ctx context.Context, st *state.Store, bucket string, keys []string, timeout time.Duration) (map[string]state.Record, error) {
+	recs := map[string]state.Record{}
+	deadline := time.Now().Add(timeout)
+	for {
+		pending := 0
+		for _, k := range keys {
+			rec, found, err := st.Get(ctx, state.ID(bucket, k))
+			if err != nil {
+				return recs, err
+			}
+			if found {
+				recs[k] = rec
+			}
+			if !found || (rec.Status != state.Succeeded && rec.Status != state.Quarantined) {
+				pending++
+			}
+		}
+		if pending == 0 {
+			return recs, nil
+		}
+		if time.Now().After(deadline) {
+			return recs, fmt.Errorf("%d of %d files did not reach a terminal state within %s", pending, len(keys), timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return recs, ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+func printTable(w io.Writer, recs map[string]state.Record, keys []string) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SOURCE\tSTATUS\tOUTPUTS OR REASON\tTIME")
+	for _, k := range keys {
+		rec, ok := recs[k]
+		if !ok {
+			fmt.Fprintf(tw, "%s\t(no record)\t\t\n", k)
+			continue
+		}
+		detail := rec.Reason + ": " + rec.Message
+		if rec.Status == state.Succeeded {
+			var parts []string
+			for _, o := range rec.Outputs {
+				parts = append(parts, fmt.Sprintf("%s %dx%d %s", o.Name, o.Width, o.Height, o.Format))
+			}
+			detail = strings.Join(parts, ", ")
+		}
+		if len(detail) > 90 {
+			detail = detail[:87] + "..."
+		}
+		dur := "-"
+		if rec.DurationMS > 0 {
+			dur = (time.Duration(rec.DurationMS) * time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k, rec.Status, detail, dur)
+	}
+	_ = tw.Flush()
+}

@@ -1,0 +1,115 @@
+// Package media validates an image by its content before decoding it: the real type from its
+// first bytes, the byte size, the pixel count from the header alone (so a decompression bomb
+// never allocates), and only then a full decode with the EXIF orientation applied.
+package media
+
+import (
+	"bytes"
+	"image"
+	_ "image/gif"  // decoder registration
+	_ "image/jpeg" // decoder registration
+	_ "image/png"  // decoder registration
+
+	"github.com/disintegration/imaging"
+	_ "golang.org/x/image/bmp"  // decoder registration
+	_ "golang.org/x/image/tiff" // decoder registration
+	_ "golang.org/x/image/webp" // decoder registration
+
+	"github.com/sluice-dev/sluice/pkg/failure"
+)
+
+// Format is an image type recognised from its bytes.
+type Format string
+
+// Supported input formats.
+const (
+	JPEG Format = "jpeg"
+	PNG  Format = "png"
+	GIF  Format = "gif"
+	BMP  Format = "bmp"
+	TIFF Format = "tiff"
+	WebP Format = "webp"
+)
+
+// SniffLen is how many leading bytes Sniff needs.
+const SniffLen = 16
+
+// Sniff tells the format from the first bytes, ignoring names and Content-Types.
+func Sniff(head []byte) (Format, bool) {
+	switch {
+	case bytes.HasPrefix(head, []byte{0xFF, 0xD8, 0xFF}):
+		return JPEG, true
+	case bytes.HasPrefix(head, []byte("\x89PNG\r\n\x1a\n")):
+		return PNG, true
+	case bytes.HasPrefix(head, []byte("GIF87a")), bytes.HasPrefix(head, []byte("GIF89a")):
+		return GIF, true
+	case bytes.HasPrefix(head, []byte("BM")) && len(head) >= 14:
+		return BMP, true
+	case bytes.HasPrefix(head, []byte("II*\x00")), bytes.HasPrefix(head, []byte("MM\x00*")):
+		return TIFF, true
+	case len(head) >= 12 && bytes.Equal(head[0:4], []byte("RIFF")) && bytes.Equal(head[8:12], []byte("WEBP")):
+		return WebP, true
+	}
+	return "", false
+}
+
+// Limits bound what is accepted.
+type Limits struct {
+	MaxBytes  int64 // size of the file
+	MaxPixels int64 // width × height
+}
+
+// Info is what Inspect learns without decoding pixels.
+type Info struct {
+	Format        Format
+	Width, Height int
+}
+
+// CheckSize rejects an empty file or one over the limit: the check HeadObject makes possible
+// before any download.
+func CheckSize(size int64, lim Limits) error {
+	switch {
+	case size == 0:
+		return failure.Permanent(failure.Empty, "the file is empty (0 bytes)")
+	case size > lim.MaxBytes:
+		return failure.Permanent(failure.TooLarge, "the file is %d bytes; the limit is %d", size, lim.MaxBytes)
+	}
+	return nil
+}
+
+// Inspect checks size, type and pixel count from the header. Every rejection is permanent.
+func Inspect(data []byte, lim Limits) (Info, error) {
+	if err := CheckSize(int64(len(data)), lim); err != nil {
+		return Info{}, err
+	}
+	format, ok := Sniff(data[:min(len(data), SniffLen)])
+	if !ok {
+		return Info{}, failure.Permanent(failure.UnsupportedType,
+			"the content is not a JPEG, PNG, GIF, BMP, TIFF or WebP image (first bytes % x)", data[:min(len(data), 8)])
+	}
+	cfg, name, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return Info{}, failure.PermanentWrap(failure.Corrupt, err, "the %s header cannot be read", format)
+	}
+	if name != string(format) {
+		return Info{}, failure.Permanent(failure.Corrupt, "the bytes start like %s but decode as %s", format, name)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return Info{}, failure.Permanent(failure.Corrupt, "the %s header says %d×%d pixels", format, cfg.Width, cfg.Height)
+	}
+	if px := int64(cfg.Width) * int64(cfg.Height); px > lim.MaxPixels {
+		return Info{}, failure.Permanent(failure.TooManyPixels,
+			"the image is %d×%d = %d pixels; the limit is %d", cfg.Width, cfg.Height, px, lim.MaxPixels)
+	}
+	return Info{Format: format, Width: cfg.Width, Height: cfg.Height}, nil
+}
+
+// Decode decodes an image that Inspect accepted and turns it upright per its EXIF orientation.
+// Metadata is not kept: only pixels come out.
+func Decode(data []byte) (image.Image, error) {
+	img, err := imaging.Decode(bytes.NewReader(data), imaging.AutoOrientation(true))
+	if err != nil {
+		return nil, failure.PermanentWrap(failure.Corrupt, err, "the image data cannot be decoded")
+	}
+	return img, nil
+}

@@ -1,0 +1,102 @@
+package processor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-dev/sluice/pkg/media"
+	"github.com/sluice-dev/sluice/pkg/recipe"
+)
+
+// Config is the processor's configuration, read from the environment.
+type Config struct {
+	StateTable       string
+	OutputBucket     string
+	OutputPrefix     string // final renditions and manifests: <prefix><source key>/<name>.<ext>
+	TempPrefix       string // in OutputBucket: <prefix><request id>/<source key>/<name>.<ext>
+	QuarantineBucket string
+	QuarantinePrefix string // <prefix><source key> and <prefix><source key>.error.json
+	Limits           media.Limits
+	MaxAttempts      int
+	StateTTL         time.Duration
+	Recipe           recipe.Recipe
+}
+
+// Defaults for the optional variables.
+const (
+	DefaultOutputPrefix     = "renditions/"
+	DefaultTempPrefix       = "tmp/"
+	DefaultQuarantinePrefix = "quarantine/"
+	DefaultMaxBytes         = 50 << 20
+	DefaultMaxPixels        = 40_000_000
+	DefaultMaxAttempts      = 5
+)
+
+// LoadConfig reads the configuration from getenv (os.Getenv in production), reporting every
+// problem at once, each naming its variable and the expected format.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	var errs []error
+	str := func(name, def string, required bool) string {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			if required {
+				errs = append(errs, fmt.Errorf("%s is required", name))
+			}
+			return def
+		}
+		return v
+	}
+	num := func(name string, def, lo, hi int64) int64 {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return def
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < lo || n > hi {
+			errs = append(errs, fmt.Errorf("%s=%q: want a whole number from %d to %d", name, v, lo, hi))
+			return def
+		}
+		return n
+	}
+	prefix := func(name, def string) string {
+		v := str(name, def, false)
+		if !strings.HasSuffix(v, "/") || strings.HasPrefix(v, "/") {
+			errs = append(errs, fmt.Errorf("%s=%q: want a key prefix ending in / and not starting with one", name, v))
+		}
+		return v
+	}
+	c := Config{
+		StateTable:       str("STATE_TABLE", "", true),
+		OutputBucket:     str("OUTPUT_BUCKET", "", true),
+		OutputPrefix:     prefix("OUTPUT_PREFIX", DefaultOutputPrefix),
+		TempPrefix:       prefix("TEMP_PREFIX", DefaultTempPrefix),
+		QuarantineBucket: str("QUARANTINE_BUCKET", "", true),
+		QuarantinePrefix: prefix("QUARANTINE_PREFIX", DefaultQuarantinePrefix),
+		Limits: media.Limits{
+			MaxBytes:  num("MAX_BYTES", DefaultMaxBytes, 1, 5<<30),
+			MaxPixels: num("MAX_PIXELS", DefaultMaxPixels, 1, 1_000_000_000),
+		},
+		MaxAttempts: int(num("MAX_ATTEMPTS", DefaultMaxAttempts, 1, 100)),
+		StateTTL:    time.Duration(num("STATE_TTL_DAYS", 0, 0, 3650)) * 24 * time.Hour,
+		Recipe:      recipe.Default(),
+	}
+	if raw := strings.TrimSpace(getenv("RECIPE_JSON")); raw != "" {
+		r, err := recipe.Parse([]byte(raw))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("RECIPE_JSON: %w", err))
+		} else {
+			c.Recipe = r
+		}
+	}
+	if c.OutputBucket != "" && c.OutputPrefix == c.TempPrefix {
+		errs = append(errs, fmt.Errorf("OUTPUT_PREFIX and TEMP_PREFIX are both %q: they must differ", c.OutputPrefix))
+	}
+	return c, errors.Join(errs...)
+}
+
+// FromEnv is LoadConfig on the process environment.
+func FromEnv() (Config, error) { return LoadConfig(os.Getenv) }

@@ -1,0 +1,390 @@
+// Package processor is sluice's core: for one object event it claims the object in the state
+// table, validates the file by content, renders the recipe, publishes each rendition through a
+// temp key (put with SHA-256 → verify → conditional copy → delete temp), writes the manifest
+// last as the commit marker, and records the outcome, or quarantines the file with its reason.
+package processor
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/sluice-dev/sluice/pkg/failure"
+	"github.com/sluice-dev/sluice/pkg/media"
+	"github.com/sluice-dev/sluice/pkg/metrics"
+	"github.com/sluice-dev/sluice/pkg/render"
+	"github.com/sluice-dev/sluice/pkg/state"
+	"github.com/sluice-dev/sluice/pkg/storage"
+	"github.com/sluice-dev/sluice/pkg/trigger"
+)
+
+// objectStore is what the processor needs of S3.
+type objectStore interface {
+	Head(ctx context.Context, bucket, key string) (storage.Object, error)
+	Get(ctx context.Context, o storage.Object, limit int64) ([]byte, error)
+	Put(ctx context.Context, p storage.Put) (storage.Written, error)
+	Copy(ctx context.Context, c storage.Copy) (string, error)
+	Delete(ctx context.Context, bucket, key string) error
+}
+
+// stateStore is what the processor needs of the state table.
+type stateStore interface {
+	Claim(ctx context.Context, req state.ClaimRequest, now func() time.Time) (state.Verdict, state.Record, error)
+	Finish(ctx context.Context, rec state.Record, to state.Status, reason string, now time.Time) (state.Record, error)
+	Terminate(ctx context.Context, rec state.Record, to state.Status, requestID, reason, message string, now time.Time) (state.Record, error)
+}
+
+var (
+	_ objectStore = (*storage.Store)(nil)
+	_ stateStore  = (*state.Store)(nil)
+)
+
+// Processor handles object events. It is safe for concurrent use.
+type Processor struct {
+	cfg           Config
+	objects       objectStore
+	states        stateStore
+	renderer      *render.Renderer
+	recipeVersion string
+	log           *slog.Logger
+	metrics       *metrics.Emitter
+	now           func() time.Time
+}
+
+// New wires a processor. recipeVersion identifies the recipe and watermark in use.
+func New(cfg Config, objects objectStore, states stateStore, renderer *render.Renderer, recipeVersion string, log *slog.Logger, m *metrics.Emitter) *Processor {
+	return &Processor{cfg: cfg, objects: objects, states: states, renderer: renderer, recipeVersion: recipeVersion, log: log, metrics: m, now: time.Now}
+}
+
+// Outcome is what happened to one object event.
+type Outcome string
+
+// Outcomes.
+const (
+	Succeeded   Outcome = "succeeded"
+	Duplicate   Outcome = "duplicate"
+	Quarantined Outcome = "quarantined"
+	Failed      Outcome = "failed" // transient: retry
+	Skipped     Outcome = "skipped"
+)
+
+// Result reports one event's outcome; Err is set for Failed.
+type Result struct {
+	Bucket  string  `json:"bucket"`
+	Key     string  `json:"key"`
+	Outcome Outcome `json:"outcome"`
+	Reason  string  `json:"reason,omitempty"`
+	Detail  string  `json:"detail,omitempty"`
+	Err     error   `json:"-"`
+}
+
+// Keys is the key scheme. Every key is deterministic in the source key and rendition name,
+// except temp keys, which carry the request id so concurrent attempts never share one.
+type Keys struct{ cfg Config }
+
+// Final is where a rendition is published.
+func (k Keys) Final(sourceKey, name, ext string) string {
+	return k.cfg.OutputPrefix + sourceKey + "/" + name + "." + ext
+}
+
+// Manifest is the commit marker of a source's renditions.
+func (k Keys) Manifest(sourceKey string) string {
+	return k.cfg.OutputPrefix + sourceKey + "/manifest.json"
+}
+
+// Temp is where a rendition is written before it is verified.
+func (k Keys) Temp(requestID, sourceKey, name, ext string) string {
+	return k.cfg.TempPrefix + requestID + "/" + sourceKey + "/" + name + "." + ext
+}
+
+// Quarantine is where a rejected source is copied; its report sits beside it.
+func (k Keys) Quarantine(sourceKey string) (object, report string) {
+	return k.cfg.QuarantinePrefix + sourceKey, k.cfg.QuarantinePrefix + sourceKey + ".error.json"
+}
+
+// Ours reports whether bucket/key is one of sluice's own outputs (final, temp or quarantine):
+// such a key is never processed, whatever the trigger says.
+func (k Keys) Ours(bucket, key string) bool {
+	return (bucket == k.cfg.OutputBucket && (strings.HasPrefix(key, k.cfg.OutputPrefix) || strings.HasPrefix(key, k.cfg.TempPrefix))) ||
+		(bucket == k.cfg.QuarantineBucket && strings.HasPrefix(key, k.cfg.QuarantinePrefix))
+}
+
+// Keys returns the processor's key scheme.
+func (p *Processor) Keys() Keys { return Keys{cfg: p.cfg} }
+
+// Process handles one object event. Only transient failures come back as Result.Err: bad
+// files are quarantined and count as handled.
+func (p *Processor) Process(ctx context.Context, requestID string, ev trigger.ObjectEvent) Result {
+	res := Result{Bucket: ev.Bucket, Key: ev.Key}
+	log := p.log.With("request_id", requestID, "bucket", ev.Bucket, "key", ev.Key)
+	m := metrics.NewSet()
+	start := p.now()
+	defer func() {
+		m.Add("Duration", metrics.Milliseconds, float64(p.now().Sub(start).Milliseconds()))
+		if err := p.metrics.Flush(m); err != nil {
+			log.Warn("metrics flush failed", "err", err)
+		}
+		attrs := []any{"stage", "done", "outcome", res.Outcome, "duration_ms", p.now().Sub(start).Milliseconds()}
+		if res.Reason != "" {
+			attrs = append(attrs, "reason", res.Reason)
+		}
+		switch {
+		case res.Err != nil:
+			log.Error("object failed; will be retried", append(attrs, "err", res.Err)...)
+		case res.Outcome == Quarantined:
+			log.Warn("object quarantined", append(attrs, "detail", res.Detail)...)
+		default:
+			log.Info("object handled", append(attrs, "detail", res.Detail)...)
+		}
+	}()
+
+	switch {
+	case p.Keys().Ours(ev.Bucket, ev.Key):
+		m.Add("RecursionSkipped", metrics.Count, 1)
+		res.Outcome, res.Detail = Skipped, "key is under sluice's own output, temp or quarantine prefix"
+		return res
+	case ev.Action != trigger.Created:
+		m.Add("Ignored", metrics.Count, 1)
+		res.Outcome, res.Detail = Skipped, "event "+ev.Name+" is not an object creation"
+		return res
+	}
+	run := &run{p: p, ctx: ctx, requestID: requestID, ev: ev, log: log, m: m}
+	run.do(&res)
+	switch res.Outcome {
+	case Succeeded:
+		m.Add("Processed", metrics.Count, 1)
+	case Duplicate:
+		m.Add("Duplicates", metrics.Count, 1)
+	case Quarantined:
+		m.Add("Quarantined", metrics.Count, 1)
+	case Failed:
+		m.Add("Failed", metrics.Count, 1)
+	}
+	return res
+}
+
+// run is the work on one object.
+type run struct {
+	p         *Processor
+	ctx       context.Context
+	requestID string
+	ev        trigger.ObjectEvent
+	log       *slog.Logger
+	m         *metrics.Set
+	rec       state.Record
+}
+
+// stage times one step and records it as a metric.
+func (r *run) stage(name string, f func() error) error {
+	t := r.p.now()
+	err := f()
+	r.m.Add("Stage"+name, metrics.Milliseconds, float64(r.p.now().Sub(t).Milliseconds()))
+	return err
+}
+
+func (r *run) do(res *Result) {
+	var src storage.Object
+	err := r.stage("Head", func() (err error) {
+		src, err = r.p.objects.Head(r.ctx, r.ev.Bucket, r.ev.Key)
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		res.Outcome, res.Detail = Skipped, "the object no longer exists"
+		return
+	}
+	if err != nil {
+		res.Outcome, res.Err = Failed, err
+		return
+	}
+	verdict, rec, err := r.claim(src)
+	if err != nil {
+		res.Outcome, res.Err = Failed, err
+		return
+	}
+	r.rec = rec
+	switch verdict {
+	case state.Duplicate:
+		res.Outcome, res.Detail = Duplicate, fmt.Sprintf("already %s for this version and recipe", rec.Status)
+		return
+	case state.Busy:
+		res.Outcome, res.Err = Failed, failure.Transient(errors.New("another invocation holds the lease on this object"))
+		return
+	case state.Exhausted:
+		r.exhausted(res, src)
+		return
+	}
+
+	outputs, manifestKey, err := r.process(src)
+	now := r.p.now()
+	if err != nil && failure.Classify(err) == failure.IsPermanent {
+		r.quarantine(res, src, err)
+		return
+	}
+	if err != nil {
+		// Transient or unknown: record it and let the trigger retry, up to MaxAttempts claims.
+		r.rec.LastError = err.Error()
+		if _, ferr := r.p.states.Finish(context.WithoutCancel(r.ctx), r.rec, state.Failed, "", now); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+		res.Outcome, res.Err = Failed, failure.Transient(err)
+		return
+	}
+	r.rec.Outputs, r.rec.ManifestKey = outputs, manifestKey
+	r.rec.DurationMS = now.Sub(r.rec.UpdatedAt).Milliseconds()
+	if _, err := r.p.states.Finish(r.ctx, r.rec, state.Succeeded, "", now); err != nil {
+		res.Outcome, res.Err = Failed, err
+		return
+	}
+	res.Outcome, res.Detail = Succeeded, fmt.Sprintf("%d renditions, manifest %s", len(outputs), manifestKey)
+}
+
+// contentVersion identifies the bytes about to be processed.
+func contentVersion(o storage.Object) string {
+	if o.VersionID != "" && o.VersionID != "null" {
+		return "v:" + o.VersionID
+	}
+	return "etag:" + o.ETag
+}
+
+func (r *run) claim(src storage.Object) (state.Verdict, state.Record, error) {
+	lease := r.p.now().Add(15 * time.Minute)
+	if dl, ok := r.ctx.Deadline(); ok {
+		// A Lambda is killed at its deadline: the lease ends shortly after, so a retry can take over.
+		lease = dl.Add(10 * time.Second)
+	}
+	req := state.ClaimRequest{
+		Bucket: src.Bucket, Key: src.Key,
+		ObjectVersion: contentVersion(src), ObjectETag: src.ETag, ObjectSize: src.Size,
+		Sequencer: r.ev.Sequencer, RecipeVersion: r.p.recipeVersion,
+		RequestID: r.requestID, Token: newToken(),
+		LeaseUntil: lease, MaxAttempts: r.p.cfg.MaxAttempts,
+	}
+	var (
+		verdict state.Verdict
+		rec     state.Record
+	)
+	err := r.stage("Claim", func() (err error) {
+		verdict, rec, err = r.p.states.Claim(r.ctx, req, r.p.now)
+		return err
+	})
+	return verdict, rec, err
+}
+
+// process validates, renders and publishes; it returns the outputs and the manifest key.
+func (r *run) process(src storage.Object) ([]state.Output, string, error) {
+	if err := media.CheckSize(src.Size, r.p.cfg.Limits); err != nil {
+		return nil, "", err
+	}
+	var data []byte
+	err := r.stage("Download", func() (err error) {
+		data, err = r.p.objects.Get(r.ctx, src, r.p.cfg.Limits.MaxBytes)
+		return err
+	})
+	if errors.Is(err, storage.ErrTooLarge) {
+		return nil, "", failure.Permanent(failure.TooLarge, "the file grew past the limit of %d bytes while being read", r.p.cfg.Limits.MaxBytes)
+	}
+	if errors.Is(err, storage.ErrPreconditionFailed) || errors.Is(err, storage.ErrNotFound) {
+		// Overwritten or deleted since HEAD: the newer object has its own event.
+		return nil, "", failure.Transient(fmt.Errorf("the object changed while being read: %w", err))
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	r.m.Add("BytesIn", metrics.Bytes, float64(len(data)))
+	sum := sha256.Sum256(data)
+	srcSHA := hex.EncodeToString(sum[:])
+	if src.SHA256 != "" && src.SHA256 != srcSHA {
+		return nil, "", failure.Permanent(failure.ChecksumMismatch,
+			"the file's SHA-256 is %s but the object declares %s", srcSHA, src.SHA256)
+	}
+	info, err := media.Inspect(data, r.p.cfg.Limits)
+	if err != nil {
+		return nil, "", err
+	}
+	var outs []render.Output
+	err = r.stage("Transform", func() error {
+		img, err := media.Decode(data)
+		if err != nil {
+			return err
+		}
+		data = nil // the decoded image is all we need from here on
+		outs, err = r.p.renderer.Render(r.ctx, img)
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	published := make([]state.Output, 0, len(outs))
+	for _, o := range outs {
+		if err := r.ctx.Err(); err != nil {
+			return nil, "", failure.Transient(fmt.Errorf("deadline before publishing %s: %w", o.Name, err))
+		}
+		var out state.Output
+		err := r.stage("Publish", func() (err error) {
+			out, err = r.publish(src, o)
+			return err
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		r.m.Add("BytesOut", metrics.Bytes, float64(out.Size))
+		published = append(published, out)
+	}
+	var manifestKey string
+	err = r.stage("Manifest", func() (err error) {
+		manifestKey, err = r.writeManifest(src, srcSHA, info, published)
+		return err
+	})
+	return published, manifestKey, err
+}
+
+// publish runs the output protocol for one rendition: put to a temp key with its SHA-256 →
+// verify size and checksum with HEAD → copy to the final key only if the temp object is still
+// the one verified → delete the temp key.
+func (r *run) publish(src storage.Object, o render.Output) (state.Output, error) {
+	keys := r.p.Keys()
+	tmp := keys.Temp(r.requestID, src.Key, o.Name, o.Ext())
+	final := keys.Final(src.Key, o.Name, o.Ext())
+	w, err := r.p.objects.Put(r.ctx, storage.Put{
+		Bucket: r.p.cfg.OutputBucket, Key: tmp, Body: o.Body, ContentType: o.ContentType(),
+		Metadata: map[string]string{"sluice-recipe": r.p.recipeVersion, "sluice-source-version": r.rec.ObjectVersion},
+	})
+	if err != nil {
+		return state.Output{}, err
+	}
+	head, err := r.p.objects.Head(r.ctx, r.p.cfg.OutputBucket, tmp)
+	if err != nil {
+		return state.Output{}, err
+	}
+	if head.Size != int64(len(o.Body)) || head.SHA256 != w.SHA256 {
+		return state.Output{}, failure.Transient(fmt.Errorf("verify %s: stored %d bytes sha256 %s, wrote %d bytes sha256 %s",
+			tmp, head.Size, head.SHA256, len(o.Body), w.SHA256))
+	}
+	if _, err := r.p.objects.Copy(r.ctx, storage.Copy{
+		SrcBucket: r.p.cfg.OutputBucket, SrcKey: tmp, IfMatch: head.ETag,
+		DstBucket: r.p.cfg.OutputBucket, DstKey: final,
+	}); err != nil {
+		return state.Output{}, failure.Transient(err)
+	}
+	if err := r.p.objects.Delete(r.ctx, r.p.cfg.OutputBucket, tmp); err != nil {
+		// The final key is published; a leftover temp object expires by lifecycle rule.
+		r.log.Warn("temp object not deleted", "temp_key", tmp, "err", err)
+	}
+	return state.Output{
+		Name: o.Name, Key: final, Size: int64(len(o.Body)), SHA256: w.SHA256,
+		Width: o.Width, Height: o.Height, Format: string(o.Format),
+	}, nil
+}
+
+// newToken makes a claim token; crypto/rand.Read does not fail on supported platforms.
+func newToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

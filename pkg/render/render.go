@@ -1,0 +1,239 @@
+// Package render makes a recipe's renditions from one decoded image: largest first, each smaller
+// one resized from the previous (un-watermarked) result instead of from the original (a
+// cascade), the watermark laid on a copy, and the context checked between steps so a Lambda
+// deadline stops the work between renditions.
+package render
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/jpeg"
+	"image/png"
+	"sort"
+
+	"github.com/disintegration/imaging"
+
+	"github.com/sluice-dev/sluice/pkg/recipe"
+)
+
+// Output is one encoded rendition.
+type Output struct {
+	Name          string
+	Width, Height int
+	Format        recipe.Format // JPEG or PNG, never Auto
+	Body          []byte
+	Watermarked   bool
+}
+
+// Ext is the file extension of the output.
+func (o Output) Ext() string {
+	if o.Format == recipe.PNG {
+		return "png"
+	}
+	return "jpg"
+}
+
+// ContentType is the output's MIME type.
+func (o Output) ContentType() string {
+	if o.Format == recipe.PNG {
+		return "image/png"
+	}
+	return "image/jpeg"
+}
+
+// Renderer applies one recipe. It is safe for concurrent use.
+type Renderer struct {
+	recipe    recipe.Recipe
+	watermark *image.NRGBA
+}
+
+// New prepares a renderer; watermark is the decoded watermark image (nil when no rendition
+// asks for one).
+func New(r recipe.Recipe, watermark image.Image) *Renderer {
+	var wm *image.NRGBA
+	if watermark != nil {
+		wm = imaging.Clone(watermark)
+	}
+	return &Renderer{recipe: r, watermark: wm}
+}
+
+// target is a rendition's final size for a given source size. Never larger than the source.
+func target(rd recipe.Rendition, srcW, srcH int) (w, h int) {
+	switch rd.Mode {
+	case recipe.Fill:
+		w, h = min(rd.Width, srcW), min(rd.Height, srcH)
+		if w == srcW || h == srcH {
+			// Cannot fill without upscaling: keep the box's aspect ratio inside the source.
+			ratio := float64(rd.Width) / float64(rd.Height)
+			if float64(srcW)/float64(srcH) > ratio {
+				h = srcH
+				w = int(float64(h)*ratio + 0.5)
+			} else {
+				w = srcW
+				h = int(float64(w)/ratio + 0.5)
+			}
+			w, h = max(1, min(w, srcW)), max(1, min(h, srcH))
+		}
+		return w, h
+	default: // fit
+		if srcW <= rd.Width && srcH <= rd.Height {
+			return srcW, srcH
+		}
+		scale := min(float64(rd.Width)/float64(srcW), float64(rd.Height)/float64(srcH))
+		return max(1, int(float64(srcW)*scale+0.5)), max(1, int(float64(srcH)*scale+0.5))
+	}
+}
+
+// Render makes every rendition of src, in the recipe's order.
+func (r *Renderer) Render(ctx context.Context, src image.Image) ([]Output, error) {
+	b := src.Bounds()
+	alpha := hasAlpha(src)
+	order := make([]int, len(r.recipe.Renditions))
+	for i := range order {
+		order[i] = i
+	}
+	// Largest area first, so each rendition can be made from a larger one already made.
+	sort.SliceStable(order, func(a, c int) bool {
+		wa, ha := target(r.recipe.Renditions[order[a]], b.Dx(), b.Dy())
+		wc, hc := target(r.recipe.Renditions[order[c]], b.Dx(), b.Dy())
+		return wa*ha > wc*hc
+	})
+
+	outs := make([]Output, len(order))
+	var made []image.Image // un-watermarked results, largest first
+	for _, i := range order {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("render %s: %w", r.recipe.Renditions[i].Name, err)
+		}
+		rd := r.recipe.Renditions[i]
+		w, h := target(rd, b.Dx(), b.Dy())
+		from := pickSource(src, made, rd, w, h)
+		var img *image.NRGBA
+		if rd.Mode == recipe.Fill {
+			img = imaging.Fill(from, w, h, imaging.Center, imaging.Lanczos)
+		} else {
+			img = imaging.Resize(from, w, h, imaging.Lanczos)
+		}
+		made = append(made, img)
+
+		final := image.Image(img)
+		wm := rd.Watermark && r.watermark != nil && w >= r.recipe.Watermark.MinWidth
+		if wm {
+			final = r.applyWatermark(img)
+		}
+		format := rd.Format
+		if format == recipe.Auto {
+			format = recipe.JPEG
+			if alpha {
+				format = recipe.PNG
+			}
+		}
+		quality := rd.Quality
+		if quality == 0 {
+			quality = r.recipe.JPEGQuality
+		}
+		body, err := encode(final, format, quality)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s as %s: %w", rd.Name, format, err)
+		}
+		outs[i] = Output{Name: rd.Name, Width: w, Height: h, Format: format, Body: body, Watermarked: wm}
+	}
+	return outs, nil
+}
+
+// pickSource returns the smallest image already made that still covers w×h for rd (so the
+// resize only ever shrinks and never crops what fill needs), or the original.
+func pickSource(src image.Image, made []image.Image, rd recipe.Rendition, w, h int) image.Image {
+	sb := src.Bounds()
+	for k := len(made) - 1; k >= 0; k-- {
+		mb := made[k].Bounds()
+		// The cascade only helps from an image of the same aspect ratio as the source (a fit
+		// result, never a crop), at least twice the target, so resampling twice costs no detail.
+		sameAspect := abs(mb.Dx()*sb.Dy()-mb.Dy()*sb.Dx()) <= max(sb.Dx(), sb.Dy())
+		if !sameAspect {
+			continue
+		}
+		needW, needH := w, h
+		if rd.Mode == recipe.Fill {
+			// Fill scales to cover the box, then crops: the source must cover the scaled size.
+			scale := max(float64(w)/float64(sb.Dx()), float64(h)/float64(sb.Dy()))
+			needW, needH = int(float64(sb.Dx())*scale+0.5), int(float64(sb.Dy())*scale+0.5)
+		}
+		if mb.Dx() >= 2*needW && mb.Dy() >= 2*needH {
+			return made[k]
+		}
+	}
+	return src
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+// applyWatermark returns a copy of img with the watermark scaled to its box and drawn with
+// the recipe's opacity.
+func (r *Renderer) applyWatermark(img *image.NRGBA) *image.NRGBA {
+	wb := r.watermark.Bounds()
+	box := WatermarkBox(r.recipe.Watermark, wb.Dx(), wb.Dy(), img.Bounds().Dx(), img.Bounds().Dy())
+	mark := imaging.Resize(r.watermark, box.Dx(), box.Dy(), imaging.Lanczos)
+	out := imaging.Clone(img)
+	mask := image.NewUniform(color.Alpha{A: uint8(r.recipe.Watermark.Opacity*255 + 0.5)})
+	draw.DrawMask(out, box, mark, image.Point{}, mask, image.Point{}, draw.Over)
+	return out
+}
+
+// WatermarkBox is where a wmW×wmH watermark lands on a w×h rendition: its width the recipe's
+// fraction of w, its aspect ratio kept, placed at the recipe's position and margin.
+func WatermarkBox(cfg recipe.Watermark, wmW, wmH, w, h int) image.Rectangle {
+	ww := max(1, int(float64(w)*cfg.Scale+0.5))
+	wh := max(1, int(float64(wmH)*float64(ww)/float64(wmW)+0.5))
+	m := int(float64(w)*cfg.Margin + 0.5)
+	var at image.Point
+	switch cfg.Position {
+	case recipe.TopLeft:
+		at = image.Pt(m, m)
+	case recipe.TopRight:
+		at = image.Pt(w-ww-m, m)
+	case recipe.BottomLeft:
+		at = image.Pt(m, h-wh-m)
+	case recipe.Center:
+		at = image.Pt((w-ww)/2, (h-wh)/2)
+	default:
+		at = image.Pt(w-ww-m, h-wh-m)
+	}
+	return image.Rect(0, 0, ww, wh).Add(at)
+}
+
+func encode(img image.Image, f recipe.Format, quality int) ([]byte, error) {
+	var buf bytes.Buffer
+	var err error
+	if f == recipe.PNG {
+		err = (&png.Encoder{CompressionLevel: png.DefaultCompression}).Encode(&buf, img)
+	} else {
+		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: quality})
+	}
+	return buf.Bytes(), err
+}
+
+// hasAlpha reports whether any pixel of img is not fully opaque.
+func hasAlpha(img image.Image) bool {
+	if o, ok := img.(interface{ Opaque() bool }); ok {
+		return !o.Opaque()
+	}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			if _, _, _, a := img.At(x, y).RGBA(); a != 0xffff {
+				return true
+			}
+		}
+	}
+	return false
+}
