@@ -10,6 +10,9 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/dynamodb v1.73.1
 	github.com/aws/aws-sdk-go-v2/service/s3 v1.114.8
 	github.com/aws/smithy-go v1.28.8
+	github.com/disintegration/imaging v1.6.2
+	go.yaml.in/yaml/v3 v3.0.4
+	golang.org/x/image v0.47.0
 )
 
 require (
@@ -29,6 +32,4 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/sso v1.39.3 // indirect
 	github.com/aws/aws-sdk-go-v2/service/ssooidc v1.44.3 // indirect
 	github.com/aws/aws-sdk-go-v2/service/sts v1.51.8 // indirect
-	github.com/disintegration/imaging v1.6.2 // indirect
-	golang.org/x/image v0.47.0 // indirect
 )
