@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -389,4 +390,43 @@ func TestTrickyKeyEndToEndThroughNotifications(t *testing.T) {
 		t.Fatalf("state %s", rec.Status)
 	}
 	r.get(t, r.output, "renditions/"+key+"/thumb.jpg")
+}
+
+func s3Body(bucket, key string) string {
+	b, _ := json.Marshal(map[string]any{"Records": []any{map[string]any{
+		"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+		"s3": map[string]any{"bucket": map[string]any{"name": bucket}, "object": map[string]any{"key": key}},
+	}}})
+	return string(b)
+}
+
+func TestSQSBatchReportsOnlyFailedMessages(t *testing.T) {
+	r := newRig(t, nil)
+	r.upload(t, "uploads/good.jpg", grayJPEG(t, 300, 200), nil)
+	r.upload(t, "uploads/bad.jpg", []byte("not an image"), nil)
+	batch, _ := json.Marshal(map[string]any{"Records": []any{
+		map[string]any{"messageId": "m-good", "eventSource": "aws:sqs", "body": s3Body(r.staging, "uploads/good.jpg")},
+		map[string]any{"messageId": "m-bad", "eventSource": "aws:sqs", "body": s3Body(r.staging, "uploads/bad.jpg")},
+		map[string]any{"messageId": "m-garbage", "eventSource": "aws:sqs", "body": "{not json"},
+		// Sluice's own output: the recursion guard skips it even though it is delivered.
+		map[string]any{"messageId": "m-own", "eventSource": "aws:sqs", "body": s3Body(r.output, "renditions/uploads/good.jpg/large.jpg")},
+	}})
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-sqs"})
+	out, err := r.proc.Handle(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := out.(events.SQSEventResponse)
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "m-garbage" {
+		t.Fatalf("batch item failures %+v, want only m-garbage", resp.BatchItemFailures)
+	}
+	if rec := r.record(t, "uploads/good.jpg"); rec.Status != state.Succeeded {
+		t.Errorf("good: %s", rec.Status)
+	}
+	if rec := r.record(t, "uploads/bad.jpg"); rec.Status != state.Quarantined || rec.Reason != "unsupported_type" {
+		t.Errorf("bad: %s %s", rec.Status, rec.Reason)
+	}
+	if _, found, _ := r.states.Get(context.Background(), state.ID(r.output, "renditions/uploads/good.jpg/large.jpg")); found {
+		t.Error("the recursion guard let an output be claimed")
+	}
 }

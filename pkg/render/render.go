@@ -90,8 +90,47 @@ func target(rd recipe.Rendition, srcW, srcH int) (w, h int) {
 
 // Render makes every rendition of src, in the recipe's order.
 func (r *Renderer) Render(ctx context.Context, src image.Image) ([]Output, error) {
-	b := src.Bounds()
+	imgs, err := r.images(ctx, src)
+	if err != nil {
+		return nil, err
+	}
 	alpha := hasAlpha(src)
+	outs := make([]Output, len(imgs))
+	for i, img := range imgs {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("encode %s: %w", r.recipe.Renditions[i].Name, err)
+		}
+		rd := r.recipe.Renditions[i]
+		format := rd.Format
+		if format == recipe.Auto {
+			format = recipe.JPEG
+			if alpha {
+				format = recipe.PNG
+			}
+		}
+		quality := rd.Quality
+		if quality == 0 {
+			quality = r.recipe.JPEGQuality
+		}
+		body, err := encode(img.final, format, quality)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s as %s: %w", rd.Name, format, err)
+		}
+		b := img.final.Bounds()
+		outs[i] = Output{Name: rd.Name, Width: b.Dx(), Height: b.Dy(), Format: format, Body: body, Watermarked: img.watermarked}
+	}
+	return outs, nil
+}
+
+// rendered is one rendition's pixels, before encoding.
+type rendered struct {
+	final       image.Image
+	watermarked bool
+}
+
+// images resizes (largest first, cascading) and watermarks; the result is in recipe order.
+func (r *Renderer) images(ctx context.Context, src image.Image) ([]rendered, error) {
+	b := src.Bounds()
 	order := make([]int, len(r.recipe.Renditions))
 	for i := range order {
 		order[i] = i
@@ -102,8 +141,7 @@ func (r *Renderer) Render(ctx context.Context, src image.Image) ([]Output, error
 		wc, hc := target(r.recipe.Renditions[order[c]], b.Dx(), b.Dy())
 		return wa*ha > wc*hc
 	})
-
-	outs := make([]Output, len(order))
+	out := make([]rendered, len(order))
 	var made []image.Image // un-watermarked results, largest first
 	for _, i := range order {
 		if err := ctx.Err(); err != nil {
@@ -119,30 +157,12 @@ func (r *Renderer) Render(ctx context.Context, src image.Image) ([]Output, error
 			img = imaging.Resize(from, w, h, imaging.Lanczos)
 		}
 		made = append(made, img)
-
-		final := image.Image(img)
-		wm := rd.Watermark && r.watermark != nil && w >= r.recipe.Watermark.MinWidth
-		if wm {
-			final = r.applyWatermark(img)
+		out[i] = rendered{final: img}
+		if rd.Watermark && r.watermark != nil && w >= r.recipe.Watermark.MinWidth {
+			out[i] = rendered{final: r.applyWatermark(img), watermarked: true}
 		}
-		format := rd.Format
-		if format == recipe.Auto {
-			format = recipe.JPEG
-			if alpha {
-				format = recipe.PNG
-			}
-		}
-		quality := rd.Quality
-		if quality == 0 {
-			quality = r.recipe.JPEGQuality
-		}
-		body, err := encode(final, format, quality)
-		if err != nil {
-			return nil, fmt.Errorf("encode %s as %s: %w", rd.Name, format, err)
-		}
-		outs[i] = Output{Name: rd.Name, Width: w, Height: h, Format: format, Body: body, Watermarked: wm}
 	}
-	return outs, nil
+	return out, nil
 }
 
 // pickSource returns the smallest image already made that still covers w×h for rd (so the

@@ -1,0 +1,87 @@
+package recipe_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/sluice-dev/sluice/pkg/recipe"
+)
+
+func TestDefaultIsValidAndAsDocumented(t *testing.T) {
+	d := recipe.Default()
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Renditions) != 3 || d.JPEGQuality != 82 {
+		t.Fatalf("default %+v", d)
+	}
+	want := []recipe.Rendition{
+		{Name: "large", Mode: recipe.Fit, Width: 2048, Height: 2048, Watermark: true, Format: recipe.Auto},
+		{Name: "medium", Mode: recipe.Fit, Width: 1024, Height: 1024, Watermark: true, Format: recipe.Auto},
+		{Name: "thumb", Mode: recipe.Fill, Width: 256, Height: 256, Watermark: false, Format: recipe.Auto},
+	}
+	for i, w := range want {
+		if d.Renditions[i] != w {
+			t.Errorf("rendition %d = %+v, want %+v", i, d.Renditions[i], w)
+		}
+	}
+}
+
+func TestParseGood(t *testing.T) {
+	r, err := recipe.Parse([]byte(`{"renditions":[{"name":"web","width":1600,"height":1600,"watermark":true},
+		{"name":"sq","mode":"fill","width":300,"height":300,"format":"png"}],"watermark":{"position":"top-left","opacity":0.3}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Renditions[0].Mode != recipe.Fit || r.Renditions[0].Format != recipe.Auto || r.Renditions[1].Format != recipe.PNG {
+		t.Errorf("defaults not applied: %+v", r.Renditions)
+	}
+	if r.Watermark.Position != recipe.TopLeft || r.Watermark.Opacity != 0.3 || r.Watermark.Scale != recipe.Default().Watermark.Scale {
+		t.Errorf("watermark %+v", r.Watermark)
+	}
+	if r.JPEGQuality != 82 {
+		t.Errorf("jpeg_quality %d, want the default 82", r.JPEGQuality)
+	}
+}
+
+func TestParseBadNamesEveryField(t *testing.T) {
+	_, err := recipe.Parse([]byte(`{"renditions":[{"name":"Big!","mode":"stretch","width":0,"height":99999,"format":"gif","quality":101},
+		{"name":"manifest","width":10,"height":10}],"jpeg_quality":0,
+		"watermark":{"source":"http://x","position":"middle","opacity":0,"scale":2,"margin":-1,"min_width":-5}}`))
+	if err == nil {
+		t.Fatal("bad recipe accepted")
+	}
+	for _, field := range []string{"renditions[0].name", "renditions[0].mode", "renditions[0].width", "renditions[0].height",
+		"renditions[0].format", "renditions[0].quality", "renditions[1].name", "jpeg_quality", "watermark.source",
+		"watermark.position", "watermark.opacity", "watermark.scale", "watermark.margin", "watermark.min_width"} {
+		if !strings.Contains(err.Error(), field+":") {
+			t.Errorf("error does not name %s:\n%v", field, err)
+		}
+	}
+}
+
+func TestParseRejectsUnknownFieldsAndEmpty(t *testing.T) {
+	for _, raw := range []string{`{"renditons":[]}`, `{"renditions":[]}`, `{} {}`, `[`} {
+		if _, err := recipe.Parse([]byte(raw)); err == nil {
+			t.Errorf("Parse(%s) accepted", raw)
+		}
+	}
+}
+
+func TestVersionChangesWithRecipeAndWatermark(t *testing.T) {
+	a := recipe.Default()
+	b := recipe.Default()
+	if a.Version([]byte("wm")) != b.Version([]byte("wm")) {
+		t.Fatal("equal recipes, different versions")
+	}
+	b.JPEGQuality = 83
+	if a.Version([]byte("wm")) == b.Version([]byte("wm")) {
+		t.Fatal("changed recipe, same version")
+	}
+	if a.Version([]byte("wm")) == a.Version([]byte("other watermark")) {
+		t.Fatal("changed watermark, same version")
+	}
+	if len(a.Version()) != 16 {
+		t.Fatalf("version %q is not 16 hex digits", a.Version())
+	}
+}

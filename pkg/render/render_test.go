@@ -1,0 +1,189 @@
+package render
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/disintegration/imaging"
+
+	"github.com/sluice-dev/sluice/pkg/media"
+	"github.com/sluice-dev/sluice/pkg/recipe"
+)
+
+func TestTargetNeverUpscales(t *testing.T) {
+	cases := []struct {
+		rd         recipe.Rendition
+		srcW, srcH int
+		w, h       int
+	}{
+		{recipe.Rendition{Mode: recipe.Fit, Width: 2048, Height: 2048}, 4000, 3000, 2048, 1536},
+		{recipe.Rendition{Mode: recipe.Fit, Width: 2048, Height: 2048}, 3000, 4000, 1536, 2048},
+		{recipe.Rendition{Mode: recipe.Fit, Width: 2048, Height: 2048}, 800, 600, 800, 600},
+		{recipe.Rendition{Mode: recipe.Fill, Width: 256, Height: 256}, 4000, 3000, 256, 256},
+		{recipe.Rendition{Mode: recipe.Fill, Width: 256, Height: 256}, 200, 100, 100, 100},
+		{recipe.Rendition{Mode: recipe.Fill, Width: 400, Height: 200}, 300, 1000, 300, 150},
+	}
+	for _, c := range cases {
+		if w, h := target(c.rd, c.srcW, c.srcH); w != c.w || h != c.h {
+			t.Errorf("%s %dx%d of %dx%d = %dx%d, want %dx%d", c.rd.Mode, c.rd.Width, c.rd.Height, c.srcW, c.srcH, w, h, c.w, c.h)
+		}
+	}
+}
+
+func TestRenderStopsWhenContextEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := New(recipe.Default(), nil).Render(ctx, image.NewNRGBA(image.Rect(0, 0, 100, 100)))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+func loadPhoto(t testing.TB, path string) image.Image {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := media.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// naive is the baseline: every rendition resized from the full original with Lanczos.
+func naive(r *Renderer, src image.Image) []image.Image {
+	b := src.Bounds()
+	out := make([]image.Image, len(r.recipe.Renditions))
+	for i, rd := range r.recipe.Renditions {
+		w, h := target(rd, b.Dx(), b.Dy())
+		var img *image.NRGBA
+		if rd.Mode == recipe.Fill {
+			img = imaging.Fill(src, w, h, imaging.Center, imaging.Lanczos)
+		} else {
+			img = imaging.Resize(src, w, h, imaging.Lanczos)
+		}
+		out[i] = img
+		if rd.Watermark && w >= r.recipe.Watermark.MinWidth {
+			out[i] = r.applyWatermark(img)
+		}
+	}
+	return out
+}
+
+func psnr(a, b image.Image) float64 {
+	ab, bb := a.Bounds(), b.Bounds()
+	if ab.Size() != bb.Size() {
+		return 0
+	}
+	var sum float64
+	for y := 0; y < ab.Dy(); y++ {
+		for x := 0; x < ab.Dx(); x++ {
+			r1, g1, b1, _ := a.At(ab.Min.X+x, ab.Min.Y+y).RGBA()
+			r2, g2, b2, _ := b.At(bb.Min.X+x, bb.Min.Y+y).RGBA()
+			for _, d := range []float64{float64(r1>>8) - float64(r2>>8), float64(g1>>8) - float64(g2>>8), float64(b1>>8) - float64(b2>>8)} {
+				sum += d * d
+			}
+		}
+	}
+	mse := sum / float64(3*ab.Dx()*ab.Dy())
+	if mse == 0 {
+		return math.Inf(1)
+	}
+	return 10 * math.Log10(255*255/mse)
+}
+
+func defaultRenderer(t testing.TB) *Renderer {
+	wm, err := DecodeWatermark(DefaultWatermark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(recipe.Default(), wm)
+}
+
+// The cascade may not cost visible quality: PSNR ≥ 40 dB against the naive result.
+func TestCascadeMatchesNaiveQuality(t *testing.T) {
+	path := os.Getenv("SLUICE_BENCH_PHOTO")
+	if path == "" {
+		path = filepath.Join("..", "..", "testdata", "images", "elephants.jpg")
+	}
+	src := loadPhoto(t, path)
+	r := defaultRenderer(t)
+	ours, err := r.images(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := naive(r, src)
+	for i, rd := range r.recipe.Renditions {
+		p := psnr(ours[i].final, base[i])
+		t.Logf("%s: PSNR %.1f dB against naive", rd.Name, p)
+		if rd.Name == "medium" && p < 40 {
+			t.Errorf("medium: PSNR %.1f dB against naive, want ≥ 40", p)
+		}
+	}
+}
+
+func encodeAll(r *Renderer, imgs []image.Image) error {
+	for i, img := range imgs {
+		q := r.recipe.JPEGQuality
+		if _, err := encode(img, recipe.JPEG, q); err != nil {
+			return fmt.Errorf("%s: %w", r.recipe.Renditions[i].Name, err)
+		}
+	}
+	return nil
+}
+
+// benchJob runs one whole job (decode + renditions + watermark + encode) the naive way or ours.
+func benchJob(b *testing.B, data []byte, cascade bool) {
+	r := defaultRenderer(b)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		src, err := media.Decode(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if cascade {
+			if _, err := r.Render(context.Background(), src); err != nil {
+				b.Fatal(err)
+			}
+		} else if err := encodeAll(r, naive(r, src)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchPhoto(b *testing.B) []byte {
+	path := os.Getenv("SLUICE_BENCH_PHOTO")
+	if path == "" {
+		b.Skip("set SLUICE_BENCH_PHOTO to a ≥ 12 MP photo (make bench does)")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
+
+func BenchmarkJobNaive(b *testing.B)   { benchJob(b, benchPhoto(b), false) }
+func BenchmarkJobCascade(b *testing.B) { benchJob(b, benchPhoto(b), true) }
+
+// TestBenchReport runs both benchmarks in one process and prints the ratio (make bench).
+func TestBenchReport(t *testing.T) {
+	if os.Getenv("SLUICE_BENCH_PHOTO") == "" {
+		t.Skip("set SLUICE_BENCH_PHOTO to a ≥ 12 MP photo (make bench does)")
+	}
+	naiveRes := testing.Benchmark(BenchmarkJobNaive)
+	oursRes := testing.Benchmark(BenchmarkJobCascade)
+	ratio := float64(naiveRes.NsPerOp()) / float64(oursRes.NsPerOp())
+	fmt.Printf("naive   %8.0f ms/job  %7.1f MB allocated/job\n", float64(naiveRes.NsPerOp())/1e6, float64(naiveRes.AllocedBytesPerOp())/1e6)
+	fmt.Printf("cascade %8.0f ms/job  %7.1f MB allocated/job\n", float64(oursRes.NsPerOp())/1e6, float64(oursRes.AllocedBytesPerOp())/1e6)
+	fmt.Printf("throughput ratio cascade/naive: %.2fx (target >= 1.6x)\n", ratio)
+}
