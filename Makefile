@@ -19,6 +19,8 @@ help:
 	@echo "make demo        run the main job on the local stack"
 	@echo "make test        unit + integration tests (starts and stops the local stack)"
 	@echo "make build       one bootstrap per function in functions/ (linux/arm64)"
+	@echo "make invoke EVENT=testdata/events/s3-put.json   the handler on one event (Docker-free sam local invoke)"
+	@echo "make bench       image-path benchmark on a real 17.9 MP photo"
 	@echo "make lint        go vet + staticcheck"
 	@echo "make local-up    start MinIO + DynamoDB Local (env file: $(CACHE)/local.env)"
 	@echo "make local-down  stop them"
@@ -74,3 +76,16 @@ demo: local-tool
 EVENT ?= testdata/events/s3-put.json
 invoke: local-tool
 	@$(LOCAL) invoke $(EVENT)
+
+.PHONY: bench
+# The image path on a real ≥ 12 MP photo (source and licence: testdata/README.md), fetched once
+# from Debian's mate-backgrounds package: ours vs the naive approach, in one run.
+BENCH_PHOTO := $(CACHE)/bench/Elephants_5640x3172.jpg
+$(BENCH_PHOTO):
+	mkdir -p $(CACHE)/bench/deb
+	cd $(CACHE)/bench/deb && { apt-get download mate-backgrounds 2>/dev/null || { apt-get update -qq && apt-get download mate-backgrounds; }; }
+	dpkg-deb -x $(CACHE)/bench/deb/mate-backgrounds_*.deb $(CACHE)/bench/deb/x
+	cp $(CACHE)/bench/deb/x/usr/share/backgrounds/mate/abstract/Elephants_5640x3172.jpg $@
+
+bench: $(BENCH_PHOTO)
+	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -run 'TestBenchReport|TestCascadeMatchesNaiveQuality' -v ./pkg/render | grep -v '^=== RUN'
