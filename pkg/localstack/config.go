@@ -94,7 +94,9 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (c Config) path(parts ...string) string { return filepath.Join(append([]string{c.Dir}, parts...)...) }
+func (c Config) path(parts ...string) string {
+	return filepath.Join(append([]string{c.Dir}, parts...)...)
+}
 
 // EnvFile is the file that `make` targets and tests read.
 func (c Config) EnvFile() string { return c.path("local.env") }

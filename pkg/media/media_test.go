@@ -2,7 +2,6 @@ package media_test
 
 import (
 	"bytes"
-	"errors"
 	"image"
 	"image/gif"
 	"image/jpeg"
@@ -60,14 +59,6 @@ func TestInspectEveryFormatByContent(t *testing.T) {
 	}
 }
 
-func reasonOf(err error) failure.Reason {
-	var p *failure.PermanentError
-	if errors.As(err, &p) {
-		return p.Reason
-	}
-	return ""
-}
-
 func TestInspectRejections(t *testing.T) {
 	jpg := samples(t)[media.JPEG]
 	bomb, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", "bad", "bomb.png"))
@@ -90,14 +81,14 @@ func TestInspectRejections(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, err := media.Inspect(c.data, c.lim)
-		if got := reasonOf(err); got != c.want {
+		if got := failure.ReasonOf(err); got != c.want {
 			t.Errorf("%s: reason %q (err %v), want %q", c.name, got, err, c.want)
 		}
 		if failure.Classify(err) != failure.IsPermanent {
 			t.Errorf("%s: not permanent", c.name)
 		}
 	}
-	if _, err := media.Decode(jpg[:len(jpg)-40]); reasonOf(err) != failure.Corrupt {
+	if _, err := media.Decode(jpg[:len(jpg)-40]); failure.ReasonOf(err) != failure.Corrupt {
 		t.Errorf("truncated JPEG decode: %v, want corrupt", err)
 	}
 }

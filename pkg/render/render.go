@@ -26,7 +26,6 @@ type Output struct {
 	Width, Height int
 	Format        recipe.Format // JPEG or PNG, never Auto
 	Body          []byte
-	Watermarked   bool
 }
 
 // Ext is the file extension of the output.
@@ -117,15 +116,14 @@ func (r *Renderer) Render(ctx context.Context, src image.Image) ([]Output, error
 			return nil, fmt.Errorf("encode %s as %s: %w", rd.Name, format, err)
 		}
 		b := img.final.Bounds()
-		outs[i] = Output{Name: rd.Name, Width: b.Dx(), Height: b.Dy(), Format: format, Body: body, Watermarked: img.watermarked}
+		outs[i] = Output{Name: rd.Name, Width: b.Dx(), Height: b.Dy(), Format: format, Body: body}
 	}
 	return outs, nil
 }
 
 // rendered is one rendition's pixels, before encoding.
 type rendered struct {
-	final       image.Image
-	watermarked bool
+	final image.Image
 }
 
 // images resizes (largest first, cascading) and watermarks; the result is in recipe order.
@@ -159,7 +157,7 @@ func (r *Renderer) images(ctx context.Context, src image.Image) ([]rendered, err
 		made = append(made, img)
 		out[i] = rendered{final: img}
 		if rd.Watermark && r.watermark != nil && w >= r.recipe.Watermark.MinWidth {
-			out[i] = rendered{final: r.applyWatermark(img), watermarked: true}
+			out[i] = rendered{final: r.applyWatermark(img)}
 		}
 	}
 	return out, nil

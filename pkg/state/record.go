@@ -3,10 +3,7 @@
 // write of an invocation holds only while its claim token is still the record's.
 package state
 
-import (
-	"log/slog"
-	"time"
-)
+import "time"
 
 // Status is where a source object stands.
 type Status string
@@ -77,14 +74,6 @@ type Record struct {
 
 // ID is the record key of a source object.
 func ID(bucket, key string) string { return bucket + "/" + key }
-
-// LogValue keeps log lines short.
-func (r Record) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("id", r.ID), slog.String("status", string(r.Status)),
-		slog.Int64("rev", r.Rev), slog.Int("attempts", r.Attempts),
-	)
-}
 
 // transition moves r to status `to`, appending to the bounded audit trail.
 func (r *Record) transition(to Status, requestID, reason string, now time.Time) {

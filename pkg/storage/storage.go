@@ -150,8 +150,8 @@ func (s *Store) Put(ctx context.Context, p Put) (Written, error) {
 // Copy is one server-side copy.
 type Copy struct {
 	SrcBucket, SrcKey string
-	SrcVersionID      string            // copy this version; "" for the current one
-	IfMatch           string            // copy only if the source still has this ETag ("" = any)
+	SrcVersionID      string // copy this version; "" for the current one
+	IfMatch           string // copy only if the source still has this ETag ("" = any)
 	DstBucket, DstKey string
 	Metadata          map[string]string // replaces the source's metadata; nil keeps it
 }
