@@ -21,7 +21,6 @@ import (
 
 	"github.com/sluice-dev/sluice/pkg/localstack"
 	"github.com/sluice-dev/sluice/pkg/metrics"
-	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/state"
 )
 
@@ -44,18 +43,7 @@ type DemoOptions struct {
 // to a runner of the processor's handler, every sample file in testdata/images uploaded, and a
 // table of each one's outcome once all are terminal.
 func Demo(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, o DemoOptions) error {
-	getenv, err := FunctionEnv(filepath.Join(o.Root, "testdata", "env.json"), "ProcessorFunction")
-	if err != nil {
-		return err
-	}
-	cfg, err := processor.LoadConfig(getenv)
-	if err != nil {
-		return fmt.Errorf("testdata/env.json: %w", err)
-	}
-	if err := Setup(ctx, s3c, ddb, cfg, StagingBucket); err != nil {
-		return err
-	}
-	proc, err := processor.Build(ctx, cfg, s3c, ddb, o.Log, metrics.New(io.Discard, "processor"))
+	proc, cfg, err := prepare(ctx, s3c, ddb, o.Root, o.Log, metrics.New(io.Discard, "processor"))
 	if err != nil {
 		return err
 	}

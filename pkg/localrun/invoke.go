@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/sluice-dev/sluice/pkg/metrics"
-	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/storage"
 	"github.com/sluice-dev/sluice/pkg/trigger"
 )
@@ -26,26 +25,15 @@ const SeedImage = "testdata/images/elephants.jpg"
 // table, uploads a sample image for each object the event names that does not exist yet, runs
 // the processor's handler once on the file and prints its response.
 func InvokeFile(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, root, eventFile string, out io.Writer, log *slog.Logger) error {
-	getenv, err := FunctionEnv(filepath.Join(root, "testdata", "env.json"), "ProcessorFunction")
-	if err != nil {
-		return err
-	}
-	cfg, err := processor.LoadConfig(getenv)
-	if err != nil {
-		return fmt.Errorf("testdata/env.json: %w", err)
-	}
 	payload, err := os.ReadFile(eventFile)
 	if err != nil {
 		return err
 	}
-	if err := Setup(ctx, s3c, ddb, cfg, StagingBucket); err != nil {
+	proc, _, err := prepare(ctx, s3c, ddb, root, log, metrics.New(os.Stderr, "processor"))
+	if err != nil {
 		return err
 	}
 	if err := seed(ctx, s3c, filepath.Join(root, SeedImage), payload); err != nil {
-		return err
-	}
-	proc, err := processor.Build(ctx, cfg, s3c, ddb, log, metrics.New(os.Stderr, "processor"))
-	if err != nil {
 		return err
 	}
 	resp, invokeErr := Invoke(ctx, proc.Handle, payload)

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/sluice-dev/sluice/pkg/metrics"
 	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/state"
 )
@@ -41,6 +44,25 @@ func FunctionEnv(path, logicalID string) (func(string) string, error) {
 		}
 		return vars[k]
 	}, nil
+}
+
+// prepare is what every local run starts with: the processor's configuration from
+// testdata/env.json, the buckets and table it needs, and the processor itself, wired as a cold
+// start wires it.
+func prepare(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, root string, log *slog.Logger, m *metrics.Emitter) (*processor.Processor, processor.Config, error) {
+	getenv, err := FunctionEnv(filepath.Join(root, "testdata", "env.json"), "ProcessorFunction")
+	if err != nil {
+		return nil, processor.Config{}, err
+	}
+	cfg, err := processor.LoadConfig(getenv)
+	if err != nil {
+		return nil, processor.Config{}, fmt.Errorf("testdata/env.json: %w", err)
+	}
+	if err := Setup(ctx, s3c, ddb, cfg, StagingBucket); err != nil {
+		return nil, processor.Config{}, err
+	}
+	proc, err := processor.Build(ctx, cfg, s3c, ddb, log, m)
+	return proc, cfg, err
 }
 
 // Setup creates the staging, output and quarantine buckets and the state table when they are

@@ -233,14 +233,11 @@ func isOurs(pid int, marker string) bool {
 
 // Down stops the servers recorded in the pid files, newest first, and removes the env file.
 func (s *Stack) Down() error {
-	_ = os.Remove(s.cfg.EnvFile())
-	var errs []error
-	for i := len(s.svcs) - 1; i >= 0; i-- {
-		if err := s.stop(s.svcs[i]); err != nil {
-			errs = append(errs, err)
-		}
+	ids := make([]string, 0, len(s.svcs))
+	for _, svc := range s.svcs {
+		ids = append(ids, svc.id)
 	}
-	return errors.Join(errs...)
+	return s.StopStarted(ids)
 }
 
 // StopStarted stops only the named servers (the ones an Up call reported starting).

@@ -65,8 +65,5 @@ func (p *Processor) Handle(ctx context.Context, raw json.RawMessage) (any, error
 			errs = append(errs, fmt.Errorf("s3://%s/%s: %w", ev.Bucket, ev.Key, res.Err))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return resp, err
-	}
-	return resp, nil
+	return resp, errors.Join(errs...)
 }

@@ -126,11 +126,12 @@ func (p *Processor) Process(ctx context.Context, requestID string, ev trigger.Ob
 	m := metrics.NewSet()
 	start := p.now()
 	defer func() {
-		m.Add("Duration", metrics.Milliseconds, float64(p.now().Sub(start).Milliseconds()))
+		ms := p.now().Sub(start).Milliseconds()
+		m.Add("Duration", metrics.Milliseconds, float64(ms))
 		if err := p.metrics.Flush(m); err != nil {
 			log.Warn("metrics flush failed", "err", err)
 		}
-		attrs := []any{"stage", "done", "outcome", res.Outcome, "duration_ms", p.now().Sub(start).Milliseconds()}
+		attrs := []any{"stage", "done", "outcome", res.Outcome, "duration_ms", ms}
 		if res.Reason != "" {
 			attrs = append(attrs, "reason", res.Reason)
 		}
