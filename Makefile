@@ -89,4 +89,6 @@ $(BENCH_PHOTO):
 	cp $(CACHE)/bench/deb/x/usr/share/backgrounds/mate/abstract/Elephants_5640x3172.jpg $@
 
 bench: $(BENCH_PHOTO)
-	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -run 'TestBenchReport|TestCascadeMatchesNaiveQuality' -v ./pkg/render | grep -v '^=== RUN'
+	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 3x -run 'TestBenchReport|TestCascadeMatchesNaiveQuality' -v ./pkg/render | grep -v '^=== RUN'
+	@echo "decode only: image/jpeg at full size vs jpegscale at 1/1, 1/2, 1/4, 1/8"
+	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 3x -run '^$$' -bench . ./pkg/jpegscale | grep '^Benchmark'

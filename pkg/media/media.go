@@ -1,6 +1,7 @@
 // Package media validates an image by its content before decoding it: the real type from its
 // first bytes, the byte size, the pixel count from the header alone (so a decompression bomb
-// never allocates), and only then a full decode with the EXIF orientation applied.
+// never allocates), and only then the decode, with the EXIF orientation applied and, for a
+// JPEG, at the smallest size the caller can use.
 package media
 
 import (
@@ -16,6 +17,7 @@ import (
 	_ "golang.org/x/image/webp" // decoder registration
 
 	"github.com/sluice-dev/sluice/pkg/failure"
+	"github.com/sluice-dev/sluice/pkg/jpegscale"
 )
 
 // Format is an image type recognised from its bytes.
@@ -104,12 +106,88 @@ func Inspect(data []byte, lim Limits) (Info, error) {
 	return Info{Format: format, Width: cfg.Width, Height: cfg.Height}, nil
 }
 
+// Need tells, for an image's upright full size, the smallest size the caller needs it in.
+type Need func(w, h int) (needW, needH int)
+
+// Decoded is an upright image, possibly decoded at a reduced size.
+type Decoded struct {
+	Image image.Image
+	// Width and Height are the upright full size, which Image may be smaller than.
+	Width, Height int
+}
+
 // Decode decodes an image that Inspect accepted and turns it upright per its EXIF orientation.
-// Metadata is not kept: only pixels come out.
-func Decode(data []byte) (image.Image, error) {
+// Metadata is not kept: only pixels come out. With need set, a JPEG is decoded at the largest
+// DCT reduction (1/2, 1/4 or 1/8) that still covers what need asks for, which saves most of the
+// decode's time and memory for large photos.
+func Decode(data []byte, need Need) (Decoded, error) {
+	if f, _ := Sniff(data[:min(len(data), SniffLen)]); f == JPEG {
+		if d, err := decodeJPEG(data, need); err == nil {
+			return d, nil
+		}
+		// Variants jpegscale leaves out (CMYK, arithmetic coding, 12-bit) and data it rejects
+		// go to the standard decoder, at full size, which has the last word on corruption.
+	}
 	img, err := imaging.Decode(bytes.NewReader(data), imaging.AutoOrientation(true))
 	if err != nil {
-		return nil, failure.PermanentWrap(failure.Corrupt, err, "the image data cannot be decoded")
+		return Decoded{}, failure.PermanentWrap(failure.Corrupt, err, "the image data cannot be decoded")
 	}
-	return img, nil
+	b := img.Bounds()
+	return Decoded{Image: img, Width: b.Dx(), Height: b.Dy()}, nil
+}
+
+func decodeJPEG(data []byte, need Need) (Decoded, error) {
+	shrink := 1
+	if need != nil {
+		cfg, err := jpegscale.DecodeConfig(data)
+		if err != nil {
+			return Decoded{}, err
+		}
+		shrink = Shrink(cfg.Width, cfg.Height, cfg.Orientation, need)
+	}
+	img, err := jpegscale.Decode(data, jpegscale.Options{Shrink: shrink})
+	if err != nil {
+		return Decoded{}, err
+	}
+	w, h := img.Width, img.Height
+	if img.Orientation >= 5 { // the four orientations that swap the axes
+		w, h = h, w
+	}
+	return Decoded{Image: orient(img.Image, img.Orientation), Width: w, Height: h}, nil
+}
+
+// Shrink is the largest JPEG reduction (8, 4, 2, or 1 for none) at which a w×h image with the
+// given EXIF orientation still covers need's size in the upright frame.
+func Shrink(w, h, orientation int, need Need) int {
+	if orientation >= 5 {
+		w, h = h, w
+	}
+	nw, nh := need(w, h)
+	for _, s := range []int{8, 4, 2} {
+		if (w+s-1)/s >= nw && (h+s-1)/s >= nh {
+			return s
+		}
+	}
+	return 1
+}
+
+// orient turns an image upright per its EXIF orientation tag, as imaging.AutoOrientation does.
+func orient(img image.Image, orientation int) image.Image {
+	switch orientation {
+	case 2:
+		return imaging.FlipH(img)
+	case 3:
+		return imaging.Rotate180(img)
+	case 4:
+		return imaging.FlipV(img)
+	case 5:
+		return imaging.Transpose(img)
+	case 6:
+		return imaging.Rotate270(img)
+	case 7:
+		return imaging.Transverse(img)
+	case 8:
+		return imaging.Rotate90(img)
+	}
+	return img
 }

@@ -6,10 +6,12 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/disintegration/imaging"
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
 
@@ -53,7 +55,7 @@ func TestInspectEveryFormatByContent(t *testing.T) {
 		if info.Format != want || info.Width == 0 || info.Height == 0 {
 			t.Errorf("%s: got %+v", want, info)
 		}
-		if _, err := media.Decode(data); err != nil {
+		if _, err := media.Decode(data, nil); err != nil {
 			t.Errorf("%s: decode: %v", want, err)
 		}
 	}
@@ -88,9 +90,67 @@ func TestInspectRejections(t *testing.T) {
 			t.Errorf("%s: not permanent", c.name)
 		}
 	}
-	if _, err := media.Decode(jpg[:len(jpg)-40]); failure.ReasonOf(err) != failure.Corrupt {
+	if _, err := media.Decode(jpg[:len(jpg)-40], nil); failure.ReasonOf(err) != failure.Corrupt {
 		t.Errorf("truncated JPEG decode: %v, want corrupt", err)
 	}
+}
+
+// A JPEG is decoded at the largest reduction that covers the need, upright, with its full
+// upright size reported; the pixels agree with the standard decoder's.
+func TestDecodeReducedAndUpright(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", "rotated-exif6.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	std, err := imaging.Decode(bytes.NewReader(data), imaging.AutoOrientation(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		needW, needH int
+		size         image.Point
+	}{
+		{400, 600, image.Pt(400, 600)}, // all of it
+		{190, 290, image.Pt(200, 300)}, // half covers it
+		{101, 10, image.Pt(200, 300)},  // a quarter is 100 wide: too narrow
+		{50, 75, image.Pt(50, 75)},     // an eighth
+	}
+	for _, c := range cases {
+		var asked image.Point
+		d, err := media.Decode(data, func(w, h int) (int, int) {
+			asked = image.Pt(w, h)
+			return c.needW, c.needH
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if asked != image.Pt(400, 600) || d.Width != 400 || d.Height != 600 {
+			t.Errorf("need %dx%d: asked for %v, full size %dx%d; want the upright 400x600", c.needW, c.needH, asked, d.Width, d.Height)
+		}
+		if got := d.Image.Bounds().Size(); got != c.size {
+			t.Errorf("need %dx%d: decoded %v, want %v", c.needW, c.needH, got, c.size)
+			continue
+		}
+		want := imaging.Resize(std, c.size.X, c.size.Y, imaging.Box)
+		if p := psnr(d.Image, want); p < 30 {
+			t.Errorf("need %dx%d: PSNR %.1f dB against the standard decoder, want ≥ 30 (not upright?)", c.needW, c.needH, p)
+		}
+	}
+}
+
+func psnr(a, b image.Image) float64 {
+	var sum float64
+	ab := a.Bounds()
+	for y := range ab.Dy() {
+		for x := range ab.Dx() {
+			r1, g1, b1, _ := a.At(ab.Min.X+x, ab.Min.Y+y).RGBA()
+			r2, g2, b2, _ := b.At(b.Bounds().Min.X+x, b.Bounds().Min.Y+y).RGBA()
+			for _, d := range []float64{float64(r1>>8) - float64(r2>>8), float64(g1>>8) - float64(g2>>8), float64(b1>>8) - float64(b2>>8)} {
+				sum += d * d
+			}
+		}
+	}
+	return 10 * math.Log10(255*255/max(sum/float64(3*ab.Dx()*ab.Dy()), 1e-9))
 }
 
 func TestSniffIgnoresNamesAndNeedsMagic(t *testing.T) {
@@ -114,12 +174,16 @@ func FuzzInspectDecode(f *testing.F) {
 			}
 			return
 		}
-		img, err := media.Decode(data)
+		d, err := media.Decode(data, func(w, h int) (int, int) { return w / 3, h / 3 })
 		if err != nil {
 			return
 		}
-		if px := int64(img.Bounds().Dx()) * int64(img.Bounds().Dy()); px > 1<<20 {
+		b := d.Image.Bounds()
+		if px := int64(d.Width) * int64(d.Height); px > 1<<20 {
 			t.Fatalf("decoded %d pixels past the limit (%+v)", px, info)
+		}
+		if b.Dx() > d.Width || b.Dy() > d.Height || b.Dx() < d.Width/3 || b.Dy() < d.Height/3 {
+			t.Fatalf("decoded %v for a full size of %d×%d and a need of a third", b, d.Width, d.Height)
 		}
 	})
 }

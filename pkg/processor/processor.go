@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"image"
 	"log/slog"
 	"strings"
 	"time"
@@ -310,12 +311,12 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 	}
 	var outs []render.Output
 	err = r.stage("Transform", func() error {
-		img, err := media.Decode(data)
+		img, err := media.Decode(data, r.p.renderer.Need)
 		if err != nil {
 			return err
 		}
 		data = nil // the decoded image is all we need from here on
-		outs, err = r.p.renderer.Render(r.ctx, img)
+		outs, err = r.p.renderer.Render(r.ctx, img.Image, image.Pt(img.Width, img.Height))
 		return err
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"image/draw"
 	"image/jpeg"
 	"image/png"
+	"math"
 	"sort"
 
 	"github.com/disintegration/imaging"
@@ -87,9 +88,32 @@ func target(rd recipe.Rendition, srcW, srcH int) (w, h int) {
 	}
 }
 
-// Render makes every rendition of src, in the recipe's order.
-func (r *Renderer) Render(ctx context.Context, src image.Image) ([]Output, error) {
-	imgs, err := r.images(ctx, src)
+// Need is the smallest source size, for a full-size w×h source, from which every rendition can
+// be made without upscaling: what a decoder may reduce the image to before Render.
+func (r *Renderer) Need(w, h int) (needW, needH int) {
+	for _, rd := range r.recipe.Renditions {
+		tw, th := cover(rd, w, h)
+		needW, needH = max(needW, tw), max(needH, th)
+	}
+	return needW, needH
+}
+
+// cover is the size to which a w×h source is scaled to make rd: the target for fit, the
+// size that covers the box before the crop for fill.
+func cover(rd recipe.Rendition, w, h int) (int, int) {
+	tw, th := target(rd, w, h)
+	if rd.Mode != recipe.Fill {
+		return tw, th
+	}
+	scale := max(float64(tw)/float64(w), float64(th)/float64(h))
+	return int(math.Ceil(float64(w) * scale)), int(math.Ceil(float64(h) * scale))
+}
+
+// Render makes every rendition of src, in the recipe's order. full is the source's full size,
+// from which the renditions' sizes are computed; src may be smaller (a reduced decode) but
+// must cover Need(full).
+func (r *Renderer) Render(ctx context.Context, src image.Image, full image.Point) ([]Output, error) {
+	imgs, err := r.images(ctx, src, full)
 	if err != nil {
 		return nil, err
 	}
@@ -127,16 +151,15 @@ type rendered struct {
 }
 
 // images resizes (largest first, cascading) and watermarks; the result is in recipe order.
-func (r *Renderer) images(ctx context.Context, src image.Image) ([]rendered, error) {
-	b := src.Bounds()
+func (r *Renderer) images(ctx context.Context, src image.Image, full image.Point) ([]rendered, error) {
 	order := make([]int, len(r.recipe.Renditions))
 	for i := range order {
 		order[i] = i
 	}
 	// Largest area first, so each rendition can be made from a larger one already made.
 	sort.SliceStable(order, func(a, c int) bool {
-		wa, ha := target(r.recipe.Renditions[order[a]], b.Dx(), b.Dy())
-		wc, hc := target(r.recipe.Renditions[order[c]], b.Dx(), b.Dy())
+		wa, ha := target(r.recipe.Renditions[order[a]], full.X, full.Y)
+		wc, hc := target(r.recipe.Renditions[order[c]], full.X, full.Y)
 		return wa*ha > wc*hc
 	})
 	out := make([]rendered, len(order))
@@ -146,8 +169,8 @@ func (r *Renderer) images(ctx context.Context, src image.Image) ([]rendered, err
 			return nil, fmt.Errorf("render %s: %w", r.recipe.Renditions[i].Name, err)
 		}
 		rd := r.recipe.Renditions[i]
-		w, h := target(rd, b.Dx(), b.Dy())
-		from := pickSource(src, made, rd, w, h)
+		w, h := target(rd, full.X, full.Y)
+		from := pickSource(src, made, rd, full)
 		var img *image.NRGBA
 		if rd.Mode == recipe.Fill {
 			img = imaging.Fill(from, w, h, imaging.Center, imaging.Lanczos)
@@ -163,25 +186,15 @@ func (r *Renderer) images(ctx context.Context, src image.Image) ([]rendered, err
 	return out, nil
 }
 
-// pickSource returns the smallest image already made that still covers w×h for rd (so the
-// resize only ever shrinks and never crops what fill needs), or the original.
-func pickSource(src image.Image, made []image.Image, rd recipe.Rendition, w, h int) image.Image {
-	sb := src.Bounds()
+// pickSource returns the smallest image already made that still covers rd twice over (so the
+// resize only ever shrinks, never crops what fill needs, and resampling twice costs no detail),
+// or the source. Only a fit result (the source's aspect ratio, never a crop) qualifies.
+func pickSource(src image.Image, made []image.Image, rd recipe.Rendition, full image.Point) image.Image {
+	needW, needH := cover(rd, full.X, full.Y)
 	for k := len(made) - 1; k >= 0; k-- {
 		mb := made[k].Bounds()
-		// The cascade only helps from an image of the same aspect ratio as the source (a fit
-		// result, never a crop), at least twice the target, so resampling twice costs no detail.
-		sameAspect := abs(mb.Dx()*sb.Dy()-mb.Dy()*sb.Dx()) <= max(sb.Dx(), sb.Dy())
-		if !sameAspect {
-			continue
-		}
-		needW, needH := w, h
-		if rd.Mode == recipe.Fill {
-			// Fill scales to cover the box, then crops: the source must cover the scaled size.
-			scale := max(float64(w)/float64(sb.Dx()), float64(h)/float64(sb.Dy()))
-			needW, needH = int(float64(sb.Dx())*scale+0.5), int(float64(sb.Dy())*scale+0.5)
-		}
-		if mb.Dx() >= 2*needW && mb.Dy() >= 2*needH {
+		sameAspect := abs(mb.Dx()*full.Y-mb.Dy()*full.X) <= max(full.X, full.Y)
+		if sameAspect && mb.Dx() >= 2*needW && mb.Dy() >= 2*needH {
 			return made[k]
 		}
 	}
