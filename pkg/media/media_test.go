@@ -95,7 +95,7 @@ func TestInspectRejections(t *testing.T) {
 	}
 }
 
-// A JPEG is decoded at the largest reduction that covers the need, upright, with its full
+// A JPEG is decoded at the largest reduction that covers the need with its margin, upright, with its full
 // upright size reported; the pixels agree with the standard decoder's.
 func TestDecodeReducedAndUpright(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", "rotated-exif6.jpg"))
@@ -111,9 +111,10 @@ func TestDecodeReducedAndUpright(t *testing.T) {
 		size         image.Point
 	}{
 		{400, 600, image.Pt(400, 600)}, // all of it
-		{190, 290, image.Pt(200, 300)}, // half covers it
-		{101, 10, image.Pt(200, 300)},  // a quarter is 100 wide: too narrow
-		{50, 75, image.Pt(50, 75)},     // an eighth
+		{150, 220, image.Pt(200, 300)}, // 1/2 covers it 1.3 times over
+		{160, 10, image.Pt(400, 600)},  // 1/2 is 200 wide: under 1.3 × 160
+		{33, 50, image.Pt(100, 150)},   // 1/4 covers it 3 times over; 1/8 does not
+		{16, 25, image.Pt(50, 75)},     // 1/8 covers it 3 times over
 	}
 	for _, c := range cases {
 		var asked image.Point
@@ -132,8 +133,8 @@ func TestDecodeReducedAndUpright(t *testing.T) {
 			continue
 		}
 		want := imaging.Resize(std, c.size.X, c.size.Y, imaging.Box)
-		if p := psnr(d.Image, want); p < 30 {
-			t.Errorf("need %dx%d: PSNR %.1f dB against the standard decoder, want ≥ 30 (not upright?)", c.needW, c.needH, p)
+		if p := psnr(d.Image, want); p < 25 {
+			t.Errorf("need %dx%d: PSNR %.1f dB against the standard decoder, want ≥ 25 (not upright?)", c.needW, c.needH, p)
 		}
 	}
 }

@@ -121,28 +121,51 @@ func defaultRenderer(t testing.TB) *Renderer {
 }
 
 // The reduced decode and the cascade may not cost visible quality: PSNR ≥ 40 dB against the
-// naive result.
+// naive result, for the default recipe (on a 2400-pixel photo: decoded at full size, as large
+// is 2048; on make bench's photo: at 1/2) and for recipes whose largest rendition makes the
+// decode take each reduction.
 func TestCascadeMatchesNaiveQuality(t *testing.T) {
 	path := os.Getenv("SLUICE_BENCH_PHOTO")
 	if path == "" {
 		path = filepath.Join("..", "..", "testdata", "images", "elephants.jpg")
 	}
 	data := readPhoto(t, path)
-	r := defaultRenderer(t)
-	got, err := ours(context.Background(), r, data)
-	if err != nil {
-		t.Fatal(err)
-	}
 	src, err := naiveDecode(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := naive(r, src)
-	for i, rd := range r.recipe.Renditions {
-		p := psnr(got[i].final, base[i])
-		t.Logf("%s: PSNR %.1f dB against naive", rd.Name, p)
-		if rd.Name == "medium" && p < 40 {
-			t.Errorf("medium: PSNR %.1f dB against naive, want ≥ 40", p)
+	wm := defaultRenderer(t).watermark
+	fit := func(w int) *Renderer {
+		return New(recipe.Recipe{JPEGQuality: 82, Renditions: []recipe.Rendition{{Name: "medium", Mode: recipe.Fit, Width: w, Height: w}}}, wm)
+	}
+	b := src.Bounds()
+	long := max(b.Dx(), b.Dy())
+	cases := []struct {
+		name   string
+		r      *Renderer
+		shrink int // 0: whatever the photo leads to
+	}{
+		{"default", defaultRenderer(t), 0},
+		{"fit to 1/2.6", fit(long * 10 / 26), 2},
+		{"fit to 1/13", fit(long / 13), 4},
+		{"fit to 1/25", fit(long / 25), 8},
+	}
+	for _, c := range cases {
+		shrink := media.Shrink(b.Dx(), b.Dy(), 1, c.r.Need)
+		if c.shrink != 0 && shrink != c.shrink {
+			t.Errorf("%s: decoded at 1/%d, want 1/%d", c.name, shrink, c.shrink)
+		}
+		got, err := ours(context.Background(), c.r, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := naive(c.r, src)
+		for i, rd := range c.r.recipe.Renditions {
+			p := psnr(got[i].final, base[i])
+			t.Logf("%s, decoded at 1/%d: %s: PSNR %.1f dB against naive", c.name, shrink, rd.Name, p)
+			if rd.Name == "medium" && p < 40 {
+				t.Errorf("%s, decoded at 1/%d: medium: PSNR %.1f dB against naive, want ≥ 40", c.name, shrink, p)
+			}
 		}
 	}
 }
