@@ -37,6 +37,7 @@ type objectStore interface {
 // stateStore is what the processor needs of the state table.
 type stateStore interface {
 	Claim(ctx context.Context, req state.ClaimRequest, now func() time.Time) (state.Verdict, state.Record, error)
+	Holds(ctx context.Context, rec state.Record) error
 	Finish(ctx context.Context, rec state.Record, to state.Status, reason string, now time.Time) (state.Record, error)
 	Terminate(ctx context.Context, rec state.Record, to state.Status, requestID, reason, message string, now time.Time) (state.Record, error)
 }
@@ -224,6 +225,13 @@ func (r *run) do(res *Result) {
 
 	outputs, manifestKey, err := r.process(src)
 	now := r.p.now()
+	if errors.Is(err, state.ErrLeaseLost) {
+		// Another invocation owns the object now (this one stalled past its lease, or a newer
+		// version arrived): it publishes; this one stops without writing anything more.
+		r.m.Add("LeaseLost", metrics.Count, 1)
+		res.Outcome, res.Detail = Skipped, "lost the claim to another invocation; stopped without publishing"
+		return
+	}
 	if err != nil && failure.Classify(err) == failure.IsPermanent {
 		r.quarantine(res, src, err)
 		return
@@ -340,6 +348,9 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 	}
 	var manifestKey string
 	err = r.stage("Manifest", func() (err error) {
+		if err := r.p.states.Holds(r.ctx, r.rec); err != nil {
+			return err
+		}
 		manifestKey, err = r.writeManifest(src, srcSHA, info, published)
 		return err
 	})
@@ -368,20 +379,28 @@ func (r *run) publish(src storage.Object, o render.Output) (state.Output, error)
 		return state.Output{}, failure.Transient(fmt.Errorf("verify %s: stored %d bytes sha256 %s, wrote %d bytes sha256 %s",
 			tmp, head.Size, head.SHA256, len(o.Body), w.SHA256))
 	}
+	if err := r.p.states.Holds(r.ctx, r.rec); err != nil {
+		r.deleteTemp(tmp)
+		return state.Output{}, err
+	}
 	if _, err := r.p.objects.Copy(r.ctx, storage.Copy{
 		SrcBucket: r.p.cfg.OutputBucket, SrcKey: tmp, IfMatch: head.ETag,
 		DstBucket: r.p.cfg.OutputBucket, DstKey: final,
 	}); err != nil {
 		return state.Output{}, failure.Transient(err)
 	}
-	if err := r.p.objects.Delete(r.ctx, r.p.cfg.OutputBucket, tmp); err != nil {
-		// The final key is published; a leftover temp object expires by lifecycle rule.
-		r.log.Warn("temp object not deleted", "temp_key", tmp, "err", err)
-	}
+	r.deleteTemp(tmp)
 	return state.Output{
 		Name: o.Name, Key: final, Size: int64(len(o.Body)), SHA256: w.SHA256,
 		Width: o.Width, Height: o.Height, Format: string(o.Format),
 	}, nil
+}
+
+// deleteTemp removes a temp object; one left behind (this failing) expires by lifecycle rule.
+func (r *run) deleteTemp(key string) {
+	if err := r.p.objects.Delete(context.WithoutCancel(r.ctx), r.p.cfg.OutputBucket, key); err != nil {
+		r.log.Warn("temp object not deleted", "temp_key", key, "err", err)
+	}
 }
 
 // newToken makes a claim token; crypto/rand.Read does not fail on supported platforms.

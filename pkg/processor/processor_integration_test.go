@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/sluice-dev/sluice/pkg/metrics"
@@ -64,8 +65,14 @@ func newRig(t *testing.T, tweak func(*processor.Config)) *rig {
 // build (re)creates the processor, as a cold start does.
 func (r *rig) build(t *testing.T) {
 	t.Helper()
+	r.buildOn(t, r.env.S3, r.env.DDB)
+}
+
+// buildOn creates the processor on the given SDK clients.
+func (r *rig) buildOn(t *testing.T, s3c *s3.Client, ddb *dynamodb.Client) {
+	t.Helper()
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	p, err := processor.Build(context.Background(), r.cfg, r.env.S3, r.env.DDB, log, metrics.New(io.Discard, "processor"))
+	p, err := processor.Build(context.Background(), r.cfg, s3c, ddb, log, metrics.New(io.Discard, "processor"))
 	if err != nil {
 		t.Fatal(err)
 	}

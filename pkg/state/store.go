@@ -140,6 +140,21 @@ func (s *Store) Finish(ctx context.Context, rec Record, to Status, reason string
 	return rec, err
 }
 
+// Holds checks, with a consistent read, that the claim rec was written with is still the
+// record's: ErrLeaseLost when another invocation took the object over (after this lease
+// expired, or for a newer version) or the record left PROCESSING. A worker calls it before
+// each step that makes something visible, so a stale worker stops without publishing.
+func (s *Store) Holds(ctx context.Context, rec Record) error {
+	cur, found, err := s.Get(ctx, rec.ID)
+	if err != nil {
+		return err
+	}
+	if !found || cur.Status != Processing || cur.ClaimToken != rec.ClaimToken {
+		return fmt.Errorf("state %s: claim %s: %w", rec.ID, rec.ClaimToken, ErrLeaseLost)
+	}
+	return nil
+}
+
 // Terminate moves an unclaimed record (for example one past its attempt limit) to a terminal
 // status, conditional on its revision.
 func (s *Store) Terminate(ctx context.Context, rec Record, to Status, requestID, reason, message string, now time.Time) (Record, error) {

@@ -1,0 +1,125 @@
+package processor_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/sluice-dev/sluice/pkg/awsclient"
+	"github.com/sluice-dev/sluice/pkg/faultinject"
+	"github.com/sluice-dev/sluice/pkg/processor"
+	"github.com/sluice-dev/sluice/pkg/state"
+)
+
+// withFaults rebuilds the processor on SDK clients whose requests pass through a fault injector
+// (the same retryer and configuration as in Lambda).
+func (r *rig) withFaults(t *testing.T, rules ...faultinject.Rule) *faultinject.Transport {
+	t.Helper()
+	inj := faultinject.New(nil)
+	for _, rule := range rules {
+		inj.Add(rule)
+	}
+	cfg := r.env.Cfg.Copy()
+	cfg.HTTPClient = inj.Client()
+	r.buildOn(t, awsclient.S3(cfg), awsclient.DynamoDB(cfg))
+	return inj
+}
+
+// One transient fault on every kind of call the processor makes: the SDK's retryer absorbs each,
+// and the file is processed once, with exactly one extra request per fault.
+func TestTransientFaultsAreRetriedToSuccess(t *testing.T) {
+	r := newRig(t, nil)
+	const key = "uploads/faults.jpg"
+	r.upload(t, key, grayJPEG(t, 1200, 800), nil)
+	inj := r.withFaults(t,
+		faultinject.Rule{Service: "S3", Operation: "HeadObject", Calls: []int{1}, Fault: faultinject.ServiceUnavailable},
+		faultinject.Rule{Service: "S3", Operation: "GetObject", Calls: []int{1}, Fault: faultinject.ConnectionReset},
+		faultinject.Rule{Service: "S3", Operation: "PutObject", Calls: []int{1, 2}, Fault: faultinject.SlowDown},
+		faultinject.Rule{Service: "S3", Operation: "CopyObject", Calls: []int{1}, Fault: faultinject.InternalError},
+		faultinject.Rule{Service: "S3", Operation: "DeleteObject", Calls: []int{1}, Fault: faultinject.Timeout},
+		faultinject.Rule{Service: "DynamoDB", Operation: "GetItem", Calls: []int{1}, Fault: faultinject.ProvisionedThroughputExceeded},
+		faultinject.Rule{Service: "DynamoDB", Operation: "PutItem", Calls: []int{1}, Fault: faultinject.Throttling},
+	)
+	res := r.proc.Process(context.Background(), "req-faults", r.event(key))
+	if res.Outcome != processor.Succeeded || res.Err != nil {
+		t.Fatalf("outcome %s err %v (%s)", res.Outcome, res.Err, res.Detail)
+	}
+	rec := r.record(t, key)
+	if rec.Status != state.Succeeded || rec.Attempts != 1 || len(rec.Outputs) != 3 {
+		t.Fatalf("state %+v", rec)
+	}
+	// Requests = the protocol's own + one per injected fault.
+	want := map[string]int{
+		"S3.HeadObject":    1 + 3 + 1, // source, three verifies, fault
+		"S3.GetObject":     1 + 1,
+		"S3.PutObject":     3 + 1 + 2, // three temps, the manifest, faults
+		"S3.CopyObject":    3 + 1,
+		"S3.DeleteObject":  3 + 1,
+		"DynamoDB.GetItem": 1 + 4 + 1, // claim read, a lease check before each copy and the manifest, fault
+		"DynamoDB.PutItem": 2 + 1,     // claim, completion, fault
+	}
+	for op, n := range want {
+		service, name, _ := strings.Cut(op, ".")
+		if got := inj.Calls(service, name); got != n {
+			t.Errorf("%s: %d requests, want %d", op, got, n)
+		}
+	}
+}
+
+// A fault that outlasts the SDK's retries fails the attempt transiently (state FAILED with the
+// error, the trigger retries); the next delivery, with the fault gone, succeeds.
+func TestPersistentFaultFailsTheAttemptThenRecovers(t *testing.T) {
+	r := newRig(t, nil)
+	const key = "uploads/slowdown.jpg"
+	r.upload(t, key, grayJPEG(t, 600, 400), nil)
+	inj := r.withFaults(t, faultinject.Rule{Service: "S3", Operation: "PutObject", Fault: faultinject.SlowDown})
+	res := r.proc.Process(context.Background(), "req-1", r.event(key))
+	if res.Outcome != processor.Failed || res.Err == nil {
+		t.Fatalf("outcome %s err %v, want a transient failure", res.Outcome, res.Err)
+	}
+	if got := inj.Calls("S3", "PutObject"); got != awsclient.MaxAttempts {
+		t.Errorf("PutObject tried %d times, want the retryer's %d", got, awsclient.MaxAttempts)
+	}
+	rec := r.record(t, key)
+	if rec.Status != state.Failed || rec.Attempts != 1 || !strings.Contains(rec.LastError, "SlowDown") || rec.ClaimToken != "" {
+		t.Fatalf("state after the failed attempt: %+v", rec)
+	}
+	if keys := r.list(t, r.output); len(keys) != 0 {
+		t.Errorf("output bucket after the failed attempt: %v, want empty", keys)
+	}
+	r.build(t) // the fault is gone
+	res = r.proc.Process(context.Background(), "req-2", r.event(key))
+	if res.Outcome != processor.Succeeded {
+		t.Fatalf("redelivery: outcome %s err %v", res.Outcome, res.Err)
+	}
+	if rec := r.record(t, key); rec.Status != state.Succeeded || rec.Attempts != 2 {
+		t.Fatalf("state after redelivery: %+v", rec)
+	}
+}
+
+// A worker whose claim is taken over while it works (here: right as it writes its first temp
+// object) stops before copying anything to a final key, removes its temp object and leaves the
+// state to the new owner.
+func TestStaleWorkerStopsWithoutPublishing(t *testing.T) {
+	r := newRig(t, nil)
+	const key = "uploads/stale.jpg"
+	r.upload(t, key, grayJPEG(t, 600, 400), nil)
+	steal := func(int) {
+		rec := r.record(t, key)
+		rec.ClaimToken, rec.LeaseOwner = "thief-token", "thief-request"
+		if err := r.states.Replace(context.Background(), rec, rec.Rev); err != nil {
+			t.Errorf("steal the claim: %v", err)
+		}
+	}
+	r.withFaults(t, faultinject.Rule{Service: "S3", Operation: "PutObject", Calls: []int{1}, Before: steal})
+	res := r.proc.Process(context.Background(), "req-stale", r.event(key))
+	if res.Outcome != processor.Skipped || res.Err != nil {
+		t.Fatalf("outcome %s err %v (%s), want skipped without error", res.Outcome, res.Err, res.Detail)
+	}
+	if keys := r.list(t, r.output); len(keys) != 0 {
+		t.Errorf("output bucket: %v, want nothing published and no temp object left", keys)
+	}
+	if rec := r.record(t, key); rec.Status != state.Processing || rec.ClaimToken != "thief-token" {
+		t.Errorf("state: %+v, want the new owner's claim untouched", rec)
+	}
+}
