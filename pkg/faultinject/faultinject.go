@@ -26,11 +26,11 @@ const (
 	None Fault = iota
 	InternalError
 	ServiceUnavailable
-	SlowDown                        // S3's 503 throttle
-	Throttling                      // DynamoDB ThrottlingException (400)
-	ProvisionedThroughputExceeded   // DynamoDB (400)
-	ConnectionReset                 // the connection drops before an answer
-	Timeout                         // the request times out
+	SlowDown                      // S3's 503 throttle
+	Throttling                    // DynamoDB ThrottlingException (400)
+	ProvisionedThroughputExceeded // DynamoDB (400)
+	ConnectionReset               // the connection drops before an answer
+	Timeout                       // the request times out
 )
 
 func (f Fault) String() string {
