@@ -23,7 +23,10 @@ type Config struct {
 	Limits           media.Limits
 	MaxAttempts      int
 	StateTTL         time.Duration
-	Recipe           recipe.Recipe
+	// DeadlineMargin is kept free before the Lambda deadline: no step starts inside it, so a
+	// stopped attempt still has time to record FAILED and release its claim.
+	DeadlineMargin time.Duration
+	Recipe         recipe.Recipe
 }
 
 // Defaults for the optional variables.
@@ -34,6 +37,7 @@ const (
 	DefaultMaxBytes         = 50 << 20
 	DefaultMaxPixels        = 40_000_000
 	DefaultMaxAttempts      = 5
+	DefaultDeadlineMarginMS = 5000
 )
 
 // LoadConfig reads the configuration from getenv (os.Getenv in production), reporting every
@@ -80,9 +84,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			MaxBytes:  num("MAX_BYTES", DefaultMaxBytes, 1, 5<<30),
 			MaxPixels: num("MAX_PIXELS", DefaultMaxPixels, 1, 1_000_000_000),
 		},
-		MaxAttempts: int(num("MAX_ATTEMPTS", DefaultMaxAttempts, 1, 100)),
-		StateTTL:    time.Duration(num("STATE_TTL_DAYS", 0, 0, 3650)) * 24 * time.Hour,
-		Recipe:      recipe.Default(),
+		MaxAttempts:    int(num("MAX_ATTEMPTS", DefaultMaxAttempts, 1, 100)),
+		StateTTL:       time.Duration(num("STATE_TTL_DAYS", 0, 0, 3650)) * 24 * time.Hour,
+		DeadlineMargin: time.Duration(num("DEADLINE_MARGIN_MS", DefaultDeadlineMarginMS, 0, 600_000)) * time.Millisecond,
+		Recipe:         recipe.Default(),
 	}
 	if raw := strings.TrimSpace(getenv("RECIPE_JSON")); raw != "" {
 		r, err := recipe.Parse([]byte(raw))

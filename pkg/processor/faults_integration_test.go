@@ -4,8 +4,10 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-dev/sluice/pkg/awsclient"
+	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/faultinject"
 	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/state"
@@ -121,5 +123,41 @@ func TestStaleWorkerStopsWithoutPublishing(t *testing.T) {
 	}
 	if rec := r.record(t, key); rec.Status != state.Processing || rec.ClaimToken != "thief-token" {
 		t.Errorf("state: %+v, want the new owner's claim untouched", rec)
+	}
+}
+
+// No step starts inside the deadline margin: an invocation that begins inside it claims nothing;
+// one that reaches it while publishing stops, records FAILED with its claim released (so a retry
+// can take over at once) and returns a transient error.
+func TestDeadlineMarginStopsTheAttemptAndReleasesTheClaim(t *testing.T) {
+	const margin = 2 * time.Second
+	r := newRig(t, func(c *processor.Config) { c.DeadlineMargin = margin })
+	const key = "uploads/deadline.jpg"
+	r.upload(t, key, grayJPEG(t, 600, 400), nil)
+
+	ctx, cancel := context.WithTimeout(context.Background(), margin/2)
+	res := r.proc.Process(ctx, "req-late", r.event(key))
+	cancel()
+	if res.Outcome != processor.Failed || failure.Classify(res.Err) != failure.IsTransient {
+		t.Fatalf("started inside the margin: outcome %s err %v, want a transient failure", res.Outcome, res.Err)
+	}
+	if _, found, err := r.states.Get(context.Background(), state.ID(r.staging, key)); found || err != nil {
+		t.Fatalf("started inside the margin: a record exists (%v), want no claim", err)
+	}
+
+	deadline := time.Now().Add(margin + 3*time.Second)
+	stall := func(int) { time.Sleep(time.Until(deadline.Add(-margin)) + 50*time.Millisecond) }
+	r.withFaults(t, faultinject.Rule{Service: "S3", Operation: "PutObject", Calls: []int{1}, Before: stall})
+	ctx, cancel = context.WithDeadline(context.Background(), deadline)
+	res = r.proc.Process(ctx, "req-slow", r.event(key))
+	cancel()
+	if res.Outcome != processor.Failed || failure.Classify(res.Err) != failure.IsTransient {
+		t.Fatalf("ran into the margin: outcome %s err %v, want a transient failure", res.Outcome, res.Err)
+	}
+	if rec := r.record(t, key); rec.Status != state.Failed || rec.ClaimToken != "" || rec.Attempts != 1 {
+		t.Fatalf("ran into the margin: state %+v, want FAILED with the claim released", rec)
+	}
+	if keys := r.list(t, r.output); len(keys) != 0 {
+		t.Errorf("ran into the margin: output bucket %v, want nothing", keys)
 	}
 }

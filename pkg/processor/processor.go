@@ -158,6 +158,13 @@ func (p *Processor) Process(ctx context.Context, requestID string, ev trigger.Ob
 		return res
 	}
 	run := &run{p: p, ctx: ctx, requestID: requestID, ev: ev, log: log, m: m}
+	if dl, ok := ctx.Deadline(); ok {
+		// The claim's lease follows the real deadline; the work stops a margin before it.
+		run.deadline = dl
+		var cancel context.CancelFunc
+		run.ctx, cancel = context.WithDeadline(ctx, dl.Add(-p.cfg.DeadlineMargin))
+		defer cancel()
+	}
 	run.do(&res)
 	switch res.Outcome {
 	case Succeeded:
@@ -181,6 +188,7 @@ type run struct {
 	log       *slog.Logger
 	m         *metrics.Set
 	rec       state.Record
+	deadline  time.Time // the invocation's deadline, if it has one
 }
 
 // stage times one step and records it as a metric.
@@ -192,6 +200,10 @@ func (r *run) stage(name string, f func() error) error {
 }
 
 func (r *run) do(res *Result) {
+	if err := r.ctx.Err(); err != nil {
+		res.Outcome, res.Err = Failed, failure.Transient(fmt.Errorf("too close to the deadline to start: %w", err))
+		return
+	}
 	var src storage.Object
 	err := r.stage("Head", func() (err error) {
 		src, err = r.p.objects.Head(r.ctx, r.ev.Bucket, r.ev.Key)
@@ -264,9 +276,9 @@ func contentVersion(o storage.Object) string {
 
 func (r *run) claim(src storage.Object) (state.Verdict, state.Record, error) {
 	lease := r.p.now().Add(15 * time.Minute)
-	if dl, ok := r.ctx.Deadline(); ok {
+	if !r.deadline.IsZero() {
 		// A Lambda is killed at its deadline: the lease ends shortly after, so a retry can take over.
-		lease = dl.Add(10 * time.Second)
+		lease = r.deadline.Add(10 * time.Second)
 	}
 	req := state.ClaimRequest{
 		Bucket: src.Bucket, Key: src.Key,
