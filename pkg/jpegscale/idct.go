@@ -6,9 +6,10 @@ import "math"
 //
 // JPEG's 8-point transform is orthonormal: f(x) = ½ Σ_u C(u) F(u) cos((2x+1)uπ/16), C(0) = 1/√2.
 // Keeping only u < n and evaluating the n-point basis, g(y) = ½ Σ_{u<n} C(u) F(u)
-// cos((2y+1)uπ/2n), gives the block's n-sample low-pass version: the mean of each (8/n)-wide
-// group of pixels, up to the frequencies an n-sample grid can hold. At n = 1 it is the DC term
-// over 8, the block's mean.
+// cos((2y+1)uπ/2n), gives the block's n-sample low-pass version: the frequencies an n-sample
+// grid can hold, sampled at the centre of each (8/n)-wide group of pixels. At n = 1 it is the
+// DC term over 8, the block's mean. At n = 2 and 4 each block is filtered on its own, with
+// sharper edges than a resize filter: callers leave a margin before the final resize.
 const constBits = 13
 
 // basis[n][x][u] = round(½ C(u) cos((2x+1)uπ/2n) · 2^constBits) for n = 2, 4, 8.
