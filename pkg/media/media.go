@@ -149,11 +149,16 @@ func decodeJPEG(data []byte, need Need) (Decoded, error) {
 	if err != nil {
 		return Decoded{}, err
 	}
-	w, h := img.Width, img.Height
-	if img.Orientation >= 5 { // the four orientations that swap the axes
-		w, h = h, w
-	}
+	w, h := upright(img.Width, img.Height, img.Orientation)
 	return Decoded{Image: orient(img.Image, img.Orientation), Width: w, Height: h}, nil
+}
+
+// upright is a w×h image's size once turned per its EXIF orientation: 5 to 8 swap the axes.
+func upright(w, h, orientation int) (int, int) {
+	if orientation >= 5 {
+		return h, w
+	}
+	return w, h
 }
 
 // reductions are the JPEG reductions, largest first, each with the margin by which the reduced
@@ -172,9 +177,7 @@ var reductions = []struct {
 // given EXIF orientation still covers need's size, with the reduction's margin, in the upright
 // frame.
 func Shrink(w, h, orientation int, need Need) int {
-	if orientation >= 5 {
-		w, h = h, w
-	}
+	w, h = upright(w, h, orientation)
 	nw, nh := need(w, h)
 	for _, r := range reductions {
 		s := r.shrink
