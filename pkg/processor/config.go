@@ -26,7 +26,10 @@ type Config struct {
 	// DeadlineMargin is kept free before the Lambda deadline: no step starts inside it, so a
 	// stopped attempt still has time to record FAILED and release its claim.
 	DeadlineMargin time.Duration
-	Recipe         recipe.Recipe
+	// RemoveOutputs: an ObjectRemoved event deletes the source's outputs (renditions, manifest,
+	// quarantine copy) and leaves a DELETED record. Off, removals are ignored.
+	RemoveOutputs bool
+	Recipe        recipe.Recipe
 }
 
 // Defaults for the optional variables.
@@ -66,6 +69,18 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 		return n
 	}
+	boolean := func(name string, def bool) bool {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return def
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want true or false", name, v))
+			return def
+		}
+		return b
+	}
 	prefix := func(name, def string) string {
 		v := str(name, def, false)
 		if !strings.HasSuffix(v, "/") || strings.HasPrefix(v, "/") {
@@ -87,6 +102,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		MaxAttempts:    int(num("MAX_ATTEMPTS", DefaultMaxAttempts, 1, 100)),
 		StateTTL:       time.Duration(num("STATE_TTL_DAYS", 0, 0, 3650)) * 24 * time.Hour,
 		DeadlineMargin: time.Duration(num("DEADLINE_MARGIN_MS", DefaultDeadlineMarginMS, 0, 600_000)) * time.Millisecond,
+		RemoveOutputs:  boolean("REMOVE_OUTPUTS", true),
 		Recipe:         recipe.Default(),
 	}
 	if raw := strings.TrimSpace(getenv("RECIPE_JSON")); raw != "" {

@@ -13,7 +13,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.OutputPrefix != "renditions/" || c.TempPrefix != "tmp/" || c.QuarantinePrefix != "quarantine/" ||
-		c.Limits.MaxBytes != DefaultMaxBytes || c.Limits.MaxPixels != DefaultMaxPixels || c.MaxAttempts != 5 || len(c.Recipe.Renditions) != 3 {
+		c.Limits.MaxBytes != DefaultMaxBytes || c.Limits.MaxPixels != DefaultMaxPixels || c.MaxAttempts != 5 || len(c.Recipe.Renditions) != 3 || !c.RemoveOutputs {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -22,12 +22,13 @@ func TestLoadConfigReportsEveryProblem(t *testing.T) {
 	_, err := LoadConfig(env(map[string]string{
 		"MAX_BYTES": "lots", "MAX_PIXELS": "-1", "MAX_ATTEMPTS": "0", "OUTPUT_PREFIX": "out", "TEMP_PREFIX": "/tmp/",
 		"RECIPE_JSON": `{"renditions":[{"name":"x","width":0,"height":1}]}`, "STATE_TTL_DAYS": "x",
+		"REMOVE_OUTPUTS": "sometimes",
 	}))
 	if err == nil {
 		t.Fatal("accepted")
 	}
 	for _, v := range []string{"STATE_TABLE", "OUTPUT_BUCKET", "QUARANTINE_BUCKET", "MAX_BYTES", "MAX_PIXELS", "MAX_ATTEMPTS",
-		"OUTPUT_PREFIX", "TEMP_PREFIX", "STATE_TTL_DAYS", "RECIPE_JSON: renditions[0].width"} {
+		"OUTPUT_PREFIX", "TEMP_PREFIX", "STATE_TTL_DAYS", "REMOVE_OUTPUTS", "RECIPE_JSON: renditions[0].width"} {
 		if !strings.Contains(err.Error(), v) {
 			t.Errorf("error does not name %s:\n%v", v, err)
 		}

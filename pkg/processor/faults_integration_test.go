@@ -52,7 +52,7 @@ func TestTransientFaultsAreRetriedToSuccess(t *testing.T) {
 	}
 	// Requests = the protocol's own + one per injected fault.
 	want := map[string]int{
-		"S3.HeadObject":    1 + 3 + 1, // source, three verifies, fault
+		"S3.HeadObject":    1 + 3 + 4 + 1, // source, three verifies, fence checks of three finals and the manifest, fault
 		"S3.GetObject":     1 + 1,
 		"S3.PutObject":     3 + 1 + 2, // three temps, the manifest, faults
 		"S3.CopyObject":    3 + 1,

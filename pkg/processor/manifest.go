@@ -52,11 +52,15 @@ func (r *run) writeManifest(src storage.Object, srcSHA string, info media.Info, 
 		return "", fmt.Errorf("encode manifest: %w", err)
 	}
 	key := r.p.Keys().Manifest(src.Key)
+	only, err := r.guard(key)
+	if err != nil {
+		return "", err
+	}
 	// One PutObject is atomic and S3 checks its SHA-256: readers see the old manifest or the
-	// whole new one, never a part.
+	// whole new one, never a part; the precondition keeps a stale worker from replacing it.
 	if _, err := r.p.objects.Put(r.ctx, storage.Put{
 		Bucket: r.p.cfg.OutputBucket, Key: key, Body: body, ContentType: "application/json",
-		Metadata: map[string]string{"sluice-recipe": r.p.recipeVersion},
+		Metadata: r.metadata(nil), Only: only,
 	}); err != nil {
 		return "", failure.Transient(err)
 	}

@@ -13,12 +13,16 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
+	"maps"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/media"
 	"github.com/sluice-dev/sluice/pkg/metrics"
+	"github.com/sluice-dev/sluice/pkg/recipe"
 	"github.com/sluice-dev/sluice/pkg/render"
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/storage"
@@ -36,6 +40,8 @@ type objectStore interface {
 
 // stateStore is what the processor needs of the state table.
 type stateStore interface {
+	Get(ctx context.Context, id string) (state.Record, bool, error)
+	Bury(ctx context.Context, tomb state.Record, prev *state.Record) (state.Record, error)
 	Claim(ctx context.Context, req state.ClaimRequest, now func() time.Time) (state.Verdict, state.Record, error)
 	Holds(ctx context.Context, rec state.Record) error
 	Finish(ctx context.Context, rec state.Record, to state.Status, reason string, now time.Time) (state.Record, error)
@@ -74,6 +80,8 @@ const (
 	Quarantined Outcome = "quarantined"
 	Failed      Outcome = "failed" // transient: retry
 	Skipped     Outcome = "skipped"
+	Stale       Outcome = "stale"   // older than the event the record already follows
+	Removed     Outcome = "removed" // the source is gone: its outputs were deleted, the record is DELETED
 )
 
 // Result reports one event's outcome; Err is set for Failed.
@@ -117,6 +125,22 @@ func (k Keys) Ours(bucket, key string) bool {
 		(bucket == k.cfg.QuarantineBucket && strings.HasPrefix(key, k.cfg.QuarantinePrefix))
 }
 
+// candidates lists every key a recipe's renditions may have under key(name, ext): both
+// extensions for an "auto" format, whose choice depends on the source.
+func (k Keys) candidates(rc recipe.Recipe, key func(name, ext string) string) []string {
+	var out []string
+	for _, rd := range rc.Renditions {
+		formats := []recipe.Format{rd.Format}
+		if rd.Format == recipe.Auto {
+			formats = []recipe.Format{recipe.JPEG, recipe.PNG}
+		}
+		for _, f := range formats {
+			out = append(out, key(rd.Name, render.Output{Format: f}.Ext()))
+		}
+	}
+	return out
+}
+
 // Keys returns the processor's key scheme.
 func (p *Processor) Keys() Keys { return Keys{cfg: p.cfg} }
 
@@ -152,9 +176,9 @@ func (p *Processor) Process(ctx context.Context, requestID string, ev trigger.Ob
 		m.Add("RecursionSkipped", metrics.Count, 1)
 		res.Outcome, res.Detail = Skipped, "key is under sluice's own output, temp or quarantine prefix"
 		return res
-	case ev.Action != trigger.Created:
+	case ev.Action == trigger.Removed && !p.cfg.RemoveOutputs:
 		m.Add("Ignored", metrics.Count, 1)
-		res.Outcome, res.Detail = Skipped, "event "+ev.Name+" is not an object creation"
+		res.Outcome, res.Detail = Skipped, "event "+ev.Name+": removals are ignored (REMOVE_OUTPUTS=false)"
 		return res
 	}
 	run := &run{p: p, ctx: ctx, requestID: requestID, ev: ev, log: log, m: m}
@@ -165,7 +189,7 @@ func (p *Processor) Process(ctx context.Context, requestID string, ev trigger.Ob
 		run.ctx, cancel = context.WithDeadline(ctx, dl.Add(-p.cfg.DeadlineMargin))
 		defer cancel()
 	}
-	run.do(&res)
+	run.guarded(&res)
 	switch res.Outcome {
 	case Succeeded:
 		m.Add("Processed", metrics.Count, 1)
@@ -175,8 +199,55 @@ func (p *Processor) Process(ctx context.Context, requestID string, ev trigger.Ob
 		m.Add("Quarantined", metrics.Count, 1)
 	case Failed:
 		m.Add("Failed", metrics.Count, 1)
+	case Stale:
+		m.Add("StaleEvents", metrics.Count, 1)
+	case Removed:
+		m.Add("Removed", metrics.Count, 1)
 	}
 	return res
+}
+
+// guarded runs the work, turning a panic (a decoder bug on hostile bytes, say) into a failed
+// attempt: the claim is released as FAILED with the panic as its last error, so the attempt
+// counts and the file ends QUARANTINED (max_attempts) instead of crashing every delivery.
+func (r *run) guarded(res *Result) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		err := fmt.Errorf("panic: %v", v)
+		r.log.Error("processor panicked", "err", err, "stack", string(debug.Stack()))
+		r.m.Add("Panics", metrics.Count, 1)
+		if r.rec.ClaimToken != "" {
+			r.rec.LastError = err.Error()
+			if _, ferr := r.p.states.Finish(context.WithoutCancel(r.ctx), r.rec, state.Failed, "", r.p.now()); ferr != nil {
+				err = errors.Join(err, ferr)
+			}
+		}
+		*res = Result{Bucket: r.ev.Bucket, Key: r.ev.Key, Outcome: Failed, Err: failure.Transient(err)}
+	}()
+	if err := r.ctx.Err(); err != nil {
+		res.Outcome, res.Err = Failed, failure.Transient(fmt.Errorf("too close to the deadline to start: %w", err))
+		return
+	}
+	var src storage.Object
+	err := r.stage("Head", func() (err error) {
+		src, err = r.p.objects.Head(r.ctx, r.ev.Bucket, r.ev.Key)
+		return err
+	})
+	switch {
+	case errors.Is(err, storage.ErrNotFound) && r.ev.Action == trigger.Removed:
+		r.remove(res)
+	case errors.Is(err, storage.ErrNotFound):
+		res.Outcome, res.Detail = Skipped, "the object no longer exists"
+	case err != nil:
+		res.Outcome, res.Err = Failed, err
+	default:
+		// A creation, or a removal of a key that still has a current object (re-created since,
+		// or a non-current version was removed): either way the current object is what counts.
+		r.do(res, src)
+	}
 }
 
 // run is the work on one object.
@@ -199,24 +270,8 @@ func (r *run) stage(name string, f func() error) error {
 	return err
 }
 
-func (r *run) do(res *Result) {
-	if err := r.ctx.Err(); err != nil {
-		res.Outcome, res.Err = Failed, failure.Transient(fmt.Errorf("too close to the deadline to start: %w", err))
-		return
-	}
-	var src storage.Object
-	err := r.stage("Head", func() (err error) {
-		src, err = r.p.objects.Head(r.ctx, r.ev.Bucket, r.ev.Key)
-		return err
-	})
-	if errors.Is(err, storage.ErrNotFound) {
-		res.Outcome, res.Detail = Skipped, "the object no longer exists"
-		return
-	}
-	if err != nil {
-		res.Outcome, res.Err = Failed, err
-		return
-	}
+// do processes the object src, which a HEAD just found.
+func (r *run) do(res *Result, src storage.Object) {
 	verdict, rec, err := r.claim(src)
 	if err != nil {
 		res.Outcome, res.Err = Failed, err
@@ -232,6 +287,9 @@ func (r *run) do(res *Result) {
 		return
 	case state.Exhausted:
 		r.exhausted(res, src)
+		return
+	case state.Stale:
+		res.Outcome, res.Detail = Stale, fmt.Sprintf("event sequencer %s is older than the record's %s", r.ev.Sequencer, rec.Sequencer)
 		return
 	}
 
@@ -257,6 +315,7 @@ func (r *run) do(res *Result) {
 		res.Outcome, res.Err = Failed, failure.Transient(err)
 		return
 	}
+	r.cleanAbandoned()
 	r.rec.Outputs, r.rec.ManifestKey = outputs, manifestKey
 	r.rec.DurationMS = now.Sub(r.rec.UpdatedAt).Milliseconds()
 	if _, err := r.p.states.Finish(r.ctx, r.rec, state.Succeeded, "", now); err != nil {
@@ -360,9 +419,6 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 	}
 	var manifestKey string
 	err = r.stage("Manifest", func() (err error) {
-		if err := r.p.states.Holds(r.ctx, r.rec); err != nil {
-			return err
-		}
 		manifestKey, err = r.writeManifest(src, srcSHA, info, published)
 		return err
 	})
@@ -378,7 +434,7 @@ func (r *run) publish(src storage.Object, o render.Output) (state.Output, error)
 	final := keys.Final(src.Key, o.Name, o.Ext())
 	w, err := r.p.objects.Put(r.ctx, storage.Put{
 		Bucket: r.p.cfg.OutputBucket, Key: tmp, Body: o.Body, ContentType: o.ContentType(),
-		Metadata: map[string]string{"sluice-recipe": r.p.recipeVersion, "sluice-source-version": r.rec.ObjectVersion},
+		Metadata: r.metadata(map[string]string{"sluice-source-version": r.rec.ObjectVersion}),
 	})
 	if err != nil {
 		return state.Output{}, err
@@ -391,13 +447,14 @@ func (r *run) publish(src storage.Object, o render.Output) (state.Output, error)
 		return state.Output{}, failure.Transient(fmt.Errorf("verify %s: stored %d bytes sha256 %s, wrote %d bytes sha256 %s",
 			tmp, head.Size, head.SHA256, len(o.Body), w.SHA256))
 	}
-	if err := r.p.states.Holds(r.ctx, r.rec); err != nil {
+	only, err := r.guard(final)
+	if err != nil {
 		r.deleteTemp(tmp)
 		return state.Output{}, err
 	}
 	if _, err := r.p.objects.Copy(r.ctx, storage.Copy{
 		SrcBucket: r.p.cfg.OutputBucket, SrcKey: tmp, IfMatch: head.ETag,
-		DstBucket: r.p.cfg.OutputBucket, DstKey: final,
+		DstBucket: r.p.cfg.OutputBucket, DstKey: final, Only: only,
 	}); err != nil {
 		return state.Output{}, failure.Transient(err)
 	}
@@ -406,6 +463,55 @@ func (r *run) publish(src storage.Object, o render.Output) (state.Output, error)
 		Name: o.Name, Key: final, Size: int64(len(o.Body)), SHA256: w.SHA256,
 		Width: o.Width, Height: o.Height, Format: string(o.Format),
 	}, nil
+}
+
+// fenceKey is the metadata key that carries the revision of the claim that wrote an output.
+const fenceKey = "sluice-fence"
+
+// metadata is the metadata of everything this attempt publishes: extra, the recipe version, and
+// the claim's revision as a fencing token.
+func (r *run) metadata(extra map[string]string) map[string]string {
+	m := map[string]string{"sluice-recipe": r.p.recipeVersion, fenceKey: strconv.FormatInt(r.rec.Rev, 10)}
+	maps.Copy(m, extra)
+	return m
+}
+
+// guard is called before this attempt writes a final key or the manifest. It re-checks the
+// claim (consistent read), so a worker that was taken over stops before it makes anything
+// visible, and it returns the precondition for the write: the key must still be absent, or hold
+// the object seen now, which must not carry a fence newer than this claim's. Claims' revisions
+// only grow, so a stale worker can never replace what a later claim published. S3 enforces the
+// precondition on copies and puts; MinIO only on puts, so there the HEAD's fence check is the
+// guard for copies.
+func (r *run) guard(key string) (storage.Precondition, error) {
+	if err := r.p.states.Holds(r.ctx, r.rec); err != nil {
+		return storage.Precondition{}, err
+	}
+	cur, err := r.p.objects.Head(r.ctx, r.p.cfg.OutputBucket, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Replacing(storage.Object{}, false), nil
+	}
+	if err != nil {
+		return storage.Precondition{}, err
+	}
+	if fence, _ := strconv.ParseInt(cur.Metadata[fenceKey], 10, 64); fence > r.rec.Rev {
+		return storage.Precondition{}, fmt.Errorf("s3://%s/%s was written by a later claim (fence %d > %d): %w",
+			r.p.cfg.OutputBucket, key, fence, r.rec.Rev, state.ErrLeaseLost)
+	}
+	return storage.Replacing(cur, true), nil
+}
+
+// cleanAbandoned deletes the temp keys that earlier attempts on this record left behind when
+// they crashed or failed; the temp prefix's lifecycle rule is the backstop.
+func (r *run) cleanAbandoned() {
+	for _, owner := range r.rec.Abandoned {
+		for _, key := range r.p.Keys().candidates(r.p.cfg.Recipe, func(name, ext string) string {
+			return r.p.Keys().Temp(owner, r.ev.Key, name, ext)
+		}) {
+			r.deleteTemp(key)
+		}
+	}
+	r.rec.Abandoned = nil
 }
 
 // deleteTemp removes a temp object; one left behind (this failing) expires by lifecycle rule.

@@ -41,6 +41,7 @@ func (r *run) quarantine(res *Result, src storage.Object, cause error) {
 		res.Outcome, res.Err = Failed, failure.Transient(err)
 		return
 	}
+	r.cleanAbandoned()
 	r.rec.Reason, r.rec.Message = string(perm.Reason), perm.Message
 	r.rec.DurationMS = r.p.now().Sub(r.rec.UpdatedAt).Milliseconds()
 	if _, err := r.p.states.Finish(ctx, r.rec, state.Quarantined, string(perm.Reason), r.p.now()); err != nil {
@@ -59,6 +60,8 @@ func (r *run) exhausted(res *Result, src storage.Object) {
 		res.Outcome, res.Err = Failed, failure.Transient(err)
 		return
 	}
+	r.rec.Abandoned = r.rec.Leftovers()
+	r.cleanAbandoned()
 	if _, err := r.p.states.Terminate(ctx, r.rec, state.Quarantined, r.requestID, string(perm.Reason), perm.Message, r.p.now()); err != nil {
 		res.Outcome, res.Err = Failed, failure.Transient(err)
 		return

@@ -1,6 +1,9 @@
 package state
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // ClaimRequest is what an invocation knows when it asks to process an object.
 type ClaimRequest struct {
@@ -8,7 +11,7 @@ type ClaimRequest struct {
 	ObjectVersion string // identity of the content about to be processed: S3 version id, else ETag
 	ObjectETag    string
 	ObjectSize    int64
-	Sequencer     string
+	Sequencer     string // the triggering event's S3 sequencer; "" when there is none
 	RecipeVersion string
 	RequestID     string
 	Token         string // unique to this claim
@@ -21,14 +24,18 @@ type Verdict int
 
 // Verdicts.
 const (
-	// Claim: write the returned record; the object is ours to process.
+	// Claim: write the returned record; the object is ours to process (or, for DecideRemove,
+	// to remove).
 	Claim Verdict = iota + 1
-	// Duplicate: this content was already processed with this recipe (or quarantined); do nothing.
+	// Duplicate: this content was already processed with this recipe (or quarantined, or the
+	// source already removed); do nothing.
 	Duplicate
 	// Busy: another invocation holds a live lease; try again later.
 	Busy
 	// Exhausted: the attempt limit is reached; quarantine with reason max_attempts.
 	Exhausted
+	// Stale: the event is older (by S3 sequencer) than the one the record already follows.
+	Stale
 )
 
 func (v Verdict) String() string {
@@ -41,6 +48,8 @@ func (v Verdict) String() string {
 		return "busy"
 	case Exhausted:
 		return "exhausted"
+	case Stale:
+		return "stale"
 	}
 	return "unknown"
 }
@@ -53,12 +62,13 @@ func Decide(prev *Record, req ClaimRequest, now time.Time) (Verdict, Record) {
 		return Claim, claimed(r, req, 1, now)
 	}
 	sameWork := prev.ObjectVersion == req.ObjectVersion && prev.RecipeVersion == req.RecipeVersion
-	leaseLive := prev.Status == Processing && prev.LeaseExpires.After(now)
 	switch {
-	case leaseLive:
+	case SequencerBefore(req.Sequencer, prev.Sequencer):
+		return Stale, Record{}
+	case prev.Status == Processing && prev.LeaseExpires.After(now):
 		return Busy, Record{}
-	case !sameWork:
-		// New content or a new recipe starts a fresh count of attempts.
+	case !sameWork || prev.Status == Deleted:
+		// New content, a new recipe or a re-created source starts a fresh count of attempts.
 		return Claim, claimed(*prev, req, 1, now)
 	case prev.Status == Succeeded || prev.Status == Quarantined:
 		return Duplicate, Record{}
@@ -71,14 +81,65 @@ func Decide(prev *Record, req ClaimRequest, now time.Time) (Verdict, Record) {
 }
 
 func claimed(r Record, req ClaimRequest, attempts int, now time.Time) Record {
+	r.Abandoned = r.Leftovers()
 	r.transition(Processing, req.RequestID, "", now)
 	r.Bucket, r.Key = req.Bucket, req.Key
 	r.ObjectVersion, r.ObjectETag, r.ObjectSize = req.ObjectVersion, req.ObjectETag, req.ObjectSize
-	r.Sequencer = req.Sequencer
+	if req.Sequencer != "" {
+		r.Sequencer = req.Sequencer
+	}
 	r.RecipeVersion = req.RecipeVersion
 	r.ClaimToken, r.LeaseOwner, r.LeaseExpires = req.Token, req.RequestID, req.LeaseUntil
 	r.Attempts = attempts
 	r.Reason, r.Message, r.LastError = "", "", ""
 	r.Outputs, r.ManifestKey, r.DurationMS, r.ExpiresAt = nil, "", 0, 0
 	return r
+}
+
+// Leftovers is r.Abandoned plus the owner of r's last attempt if it ended without cleaning up
+// (crashed, or failed): the request ids whose temp keys may still exist.
+func (r Record) Leftovers() []string {
+	out := r.Abandoned
+	if (r.Status == Processing || r.Status == Failed) && r.LeaseOwner != "" && !slices.Contains(out, r.LeaseOwner) {
+		out = append(slices.Clone(out), r.LeaseOwner)
+	}
+	if n := len(out) - MaxAbandoned; n > 0 {
+		out = out[n:]
+	}
+	return out
+}
+
+// RemoveRequest is what an invocation knows when a source object was removed.
+type RemoveRequest struct {
+	Bucket, Key string
+	Sequencer   string
+	RequestID   string
+}
+
+// DecideRemove says what to do with prev (nil when there is no record) when its source was
+// removed: Claim with the tombstone to write once the outputs are gone (a tombstone is written
+// even without a record, so that a late creation event orders before it), Stale, Duplicate
+// (already removed), or Busy while a live lease runs (the removal waits for that worker, which
+// would otherwise publish after it).
+func DecideRemove(prev *Record, req RemoveRequest, now time.Time) (Verdict, Record) {
+	r := Record{ID: ID(req.Bucket, req.Key), Bucket: req.Bucket, Key: req.Key, CreatedAt: now}
+	if prev != nil {
+		switch {
+		case SequencerBefore(req.Sequencer, prev.Sequencer):
+			return Stale, Record{}
+		case prev.Status == Deleted:
+			return Duplicate, Record{}
+		case prev.Status == Processing && prev.LeaseExpires.After(now):
+			return Busy, Record{}
+		}
+		r = *prev
+		r.Abandoned = r.Leftovers()
+	}
+	r.transition(Deleted, req.RequestID, "source removed", now)
+	if req.Sequencer != "" {
+		r.Sequencer = req.Sequencer
+	}
+	r.ClaimToken, r.LeaseOwner, r.LeaseExpires = "", "", time.Time{}
+	r.Reason, r.Message, r.LastError = "", "", ""
+	return Claim, r
 }

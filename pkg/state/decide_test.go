@@ -1,6 +1,8 @@
 package state
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -29,6 +31,7 @@ func TestDecide(t *testing.T) {
 		{"failed, attempts used up", rec(Failed, "v2", "r1", 3, time.Time{}), Exhausted, 0},
 		{"crashed, attempts used up", rec(Processing, "v2", "r1", 3, now.Add(-time.Second)), Exhausted, 0},
 		{"failed, new version resets attempts", rec(Failed, "v1", "r1", 3, time.Time{}), Claim, 1},
+		{"deleted, same content re-created", rec(Deleted, "v2", "r1", 3, time.Time{}), Claim, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -47,6 +50,128 @@ func TestDecide(t *testing.T) {
 				t.Fatalf("history %+v", next.History)
 			}
 		})
+	}
+}
+
+func TestDecideOrdersBySequencer(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	req := ClaimRequest{Bucket: "b", Key: "k", ObjectVersion: "v2", RecipeVersion: "r1", RequestID: "req", Token: "t", LeaseUntil: now.Add(time.Minute), MaxAttempts: 3}
+	prev := Record{ID: "b/k", Status: Succeeded, ObjectVersion: "v1", RecipeVersion: "r1", Sequencer: "0062E9A2B1C3D4E5F6", Attempts: 1}
+
+	older := req
+	older.Sequencer = "0062E9A2B1C3D4E5F5"
+	if v, _ := Decide(&prev, older, now); v != Stale {
+		t.Errorf("older event: %s, want stale", v)
+	}
+	live := prev
+	live.Status, live.LeaseExpires = Processing, now.Add(time.Minute)
+	if v, _ := Decide(&live, older, now); v != Stale {
+		t.Errorf("older event during a live lease: %s, want stale (not busy: a retry cannot help it)", v)
+	}
+	newer := req
+	newer.Sequencer = "62E9A2B1C3D4E5F700" // longer: compared after left-padding
+	v, next := Decide(&prev, newer, now)
+	if v != Claim || next.Sequencer != newer.Sequencer {
+		t.Errorf("newer event: %s, sequencer %q", v, next.Sequencer)
+	}
+	backfill := req // no sequencer: orders nothing, keeps the record's
+	if v, next := Decide(&prev, backfill, now); v != Claim || next.Sequencer != prev.Sequencer {
+		t.Errorf("event without a sequencer: %s, sequencer %q", v, next.Sequencer)
+	}
+}
+
+func TestDecideListsAbandonedAttempts(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	req := ClaimRequest{Bucket: "b", Key: "k", ObjectVersion: "v1", RecipeVersion: "r1", RequestID: "req-3", Token: "t", LeaseUntil: now.Add(time.Minute), MaxAttempts: 5}
+	crashed := &Record{ID: "b/k", Status: Processing, ObjectVersion: "v1", RecipeVersion: "r1", Attempts: 2,
+		LeaseOwner: "req-2", LeaseExpires: now.Add(-time.Second), Abandoned: []string{"req-1"}}
+	_, next := Decide(crashed, req, now)
+	if want := []string{"req-1", "req-2"}; !slices.Equal(next.Abandoned, want) {
+		t.Errorf("abandoned %v, want %v", next.Abandoned, want)
+	}
+	if !slices.Equal(crashed.Abandoned, []string{"req-1"}) {
+		t.Errorf("Decide changed its input: %v", crashed.Abandoned)
+	}
+	retried := *crashed
+	retried.LeaseOwner = "req-3" // an async retry keeps its request id, and so its temp keys
+	if _, next := Decide(&retried, req, now); !slices.Equal(next.Abandoned, []string{"req-1", "req-3"}) {
+		t.Errorf("abandoned %v", next.Abandoned)
+	}
+	succeeded := &Record{ID: "b/k", Status: Succeeded, ObjectVersion: "v0", RecipeVersion: "r1", LeaseOwner: "req-0"}
+	if _, next := Decide(succeeded, req, now); len(next.Abandoned) != 0 {
+		t.Errorf("a finished attempt cleaned up after itself, but abandoned = %v", next.Abandoned)
+	}
+	many := *crashed
+	many.Abandoned = nil
+	for i := range MaxAbandoned + 3 {
+		many.Abandoned = append(many.Abandoned, fmt.Sprint("old-", i))
+	}
+	if _, next := Decide(&many, req, now); len(next.Abandoned) != MaxAbandoned || next.Abandoned[MaxAbandoned-1] != "req-2" {
+		t.Errorf("abandoned not bounded: %v", next.Abandoned)
+	}
+}
+
+func TestDecideRemove(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	req := RemoveRequest{Bucket: "b", Key: "k", Sequencer: "0062E9A2B1C3D4E5F6", RequestID: "req-rm"}
+	rec := func(status Status, seq string, lease time.Time) *Record {
+		return &Record{ID: "b/k", Status: status, Sequencer: seq, LeaseExpires: lease, LeaseOwner: "req-1", ClaimToken: "tok", Rev: 4,
+			Outputs: []Output{{Name: "thumb", Key: "renditions/k/thumb.jpg"}}, ManifestKey: "renditions/k/manifest.json"}
+	}
+	cases := []struct {
+		name string
+		prev *Record
+		want Verdict
+	}{
+		{"no record: tombstone", nil, Claim},
+		{"succeeded", rec(Succeeded, "0062E9A2B1C3D4E5F0", time.Time{}), Claim},
+		{"quarantined, no sequencer", rec(Quarantined, "", time.Time{}), Claim},
+		{"crashed worker", rec(Processing, "", now.Add(-time.Second)), Claim},
+		{"live worker", rec(Processing, "", now.Add(time.Second)), Busy},
+		{"already removed", rec(Deleted, "0062E9A2B1C3D4E5F6", time.Time{}), Duplicate},
+		{"re-created after this removal", rec(Succeeded, "0062E9A2B1C3D4E5F7", time.Time{}), Stale},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v, tomb := DecideRemove(c.prev, req, now)
+			if v != c.want {
+				t.Fatalf("verdict %s, want %s", v, c.want)
+			}
+			if v != Claim {
+				return
+			}
+			if tomb.Status != Deleted || tomb.Sequencer != req.Sequencer || tomb.ClaimToken != "" || tomb.LeaseOwner != "" || tomb.ID != "b/k" {
+				t.Fatalf("tombstone %+v", tomb)
+			}
+			if c.prev != nil && (len(tomb.Outputs) != 1 || tomb.ManifestKey == "") {
+				t.Fatalf("tombstone lost what there is to remove: %+v", tomb)
+			}
+			if c.prev != nil && c.prev.Status == Processing && !slices.Contains(tomb.Abandoned, "req-1") {
+				t.Fatalf("the crashed worker's temp keys are not listed: %v", tomb.Abandoned)
+			}
+		})
+	}
+}
+
+func TestSequencerBefore(t *testing.T) {
+	cases := []struct {
+		a, b string
+		want bool
+	}{
+		{"0055AED6DCD90281E5", "0055AED6DCD90281E6", true},
+		{"0055AED6DCD90281E6", "0055AED6DCD90281E5", false},
+		{"0055AED6DCD90281E5", "0055AED6DCD90281E5", false},
+		{"FF", "0100", true},   // left-padded: 00FF < 0100
+		{"100", "0FF", false},  // 100 > 0FF
+		{"00ff", "0100", true}, // case does not matter
+		{"", "01", false},
+		{"01", "", false},
+		{"zz", "01", false},
+	}
+	for _, c := range cases {
+		if got := SequencerBefore(c.a, c.b); got != c.want {
+			t.Errorf("SequencerBefore(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
+		}
 	}
 }
 

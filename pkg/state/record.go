@@ -9,12 +9,14 @@ import "time"
 type Status string
 
 // The statuses. PROCESSING is the only one with a lease; the others are terminal except FAILED,
-// which a later delivery may claim again until the attempt limit.
+// which a later delivery may claim again until the attempt limit. DELETED is a tombstone: the
+// source was removed and its outputs with it; its sequencer orders late events after it.
 const (
 	Processing  Status = "PROCESSING"
 	Succeeded   Status = "SUCCEEDED"
 	Failed      Status = "FAILED"
 	Quarantined Status = "QUARANTINED"
+	Deleted     Status = "DELETED"
 )
 
 // Output is one published rendition.
@@ -37,6 +39,9 @@ type Transition struct {
 	Reason    string    `dynamodbav:"reason,omitempty"`
 }
 
+// MaxAbandoned bounds Record.Abandoned; older entries are left to the temp prefix's lifecycle rule.
+const MaxAbandoned = 10
+
 // MaxHistory bounds the audit trail kept on a record; older transitions are dropped.
 const MaxHistory = 20
 
@@ -57,6 +62,10 @@ type Record struct {
 	LeaseOwner   string    `dynamodbav:"lease_owner,omitempty"`
 	LeaseExpires time.Time `dynamodbav:"lease_expires"`
 	Attempts     int       `dynamodbav:"attempts"`
+	// Abandoned lists the request ids of earlier attempts on this record that ended without
+	// cleaning up (a crash, a lost lease, a failure): their temp keys are deleted by the attempt
+	// that succeeds. Bounded by MaxAbandoned.
+	Abandoned []string `dynamodbav:"abandoned,omitempty"`
 
 	Reason    string `dynamodbav:"reason,omitempty"`
 	Message   string `dynamodbav:"message,omitempty"`

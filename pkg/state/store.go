@@ -168,6 +168,22 @@ func (s *Store) Terminate(ctx context.Context, rec Record, to Status, requestID,
 	return rec, s.Replace(ctx, rec, prevRev)
 }
 
+// Bury writes the tombstone from DecideRemove once the caller has removed the source's outputs
+// and abandoned temp keys (it clears them from the record), conditional on prev's revision, or
+// on there being no record when prev is nil: ErrConflict when another writer got in between.
+func (s *Store) Bury(ctx context.Context, tomb Record, prev *Record) (Record, error) {
+	tomb.Outputs, tomb.ManifestKey, tomb.Abandoned = nil, "", nil
+	if s.ttl > 0 {
+		tomb.ExpiresAt = tomb.UpdatedAt.Add(s.ttl).Unix()
+	}
+	if prev == nil {
+		tomb.Rev = 1
+		return tomb, s.Create(ctx, tomb)
+	}
+	tomb.Rev = prev.Rev + 1
+	return tomb, s.Replace(ctx, tomb, prev.Rev)
+}
+
 // condition is a PutItem condition expression with its names and values.
 type condition struct {
 	expr   string

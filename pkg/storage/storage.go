@@ -116,6 +116,36 @@ type Put struct {
 	Body        []byte
 	ContentType string
 	Metadata    map[string]string
+	Only        Precondition // on the key's current object
+}
+
+// Precondition guards a write on what the destination holds now; the zero value writes always.
+// A write whose precondition does not hold fails with ErrPreconditionFailed and writes nothing.
+type Precondition struct {
+	IfMatch  string // the destination must exist with this ETag
+	IfAbsent bool   // the destination must not exist
+}
+
+// Replacing is the precondition for overwriting o, or for creating the key when found is false.
+func Replacing(o Object, found bool) Precondition {
+	if !found {
+		return Precondition{IfAbsent: true}
+	}
+	return Precondition{IfMatch: o.ETag}
+}
+
+func (p Precondition) ifMatch() *string {
+	if p.IfMatch == "" {
+		return nil
+	}
+	return aws.String(`"` + p.IfMatch + `"`)
+}
+
+func (p Precondition) ifNoneMatch() *string {
+	if !p.IfAbsent {
+		return nil
+	}
+	return aws.String("*")
 }
 
 // Written is what a successful Put returns.
@@ -140,6 +170,8 @@ func (s *Store) Put(ctx context.Context, p Put) (Written, error) {
 		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
 		ChecksumSHA256:    aws.String(base64.StdEncoding.EncodeToString(sum[:])),
 		Metadata:          meta,
+		IfMatch:           p.Only.ifMatch(),
+		IfNoneMatch:       p.Only.ifNoneMatch(),
 	})
 	if err != nil {
 		return Written{}, fmt.Errorf("put s3://%s/%s: %w", p.Bucket, p.Key, translate(err))
@@ -154,16 +186,22 @@ type Copy struct {
 	IfMatch           string // copy only if the source still has this ETag ("" = any)
 	DstBucket, DstKey string
 	Metadata          map[string]string // replaces the source's metadata; nil keeps it
+	// Only guards the destination. Amazon S3 enforces it on CopyObject; MinIO (the local stack)
+	// ignores it, so callers that need the guard there check the destination first.
+	Only Precondition
 }
 
-// Copy copies an object inside S3. A source that no longer matches IfMatch gives
-// ErrPreconditionFailed and copies nothing. The destination gets a fresh SHA-256 checksum.
+// Copy copies an object inside S3. A source that no longer matches IfMatch, or a destination
+// that fails Only, gives ErrPreconditionFailed and copies nothing. The destination gets a fresh
+// SHA-256 checksum.
 func (s *Store) Copy(ctx context.Context, c Copy) (etag string, err error) {
 	in := &s3.CopyObjectInput{
 		Bucket: aws.String(c.DstBucket), Key: aws.String(c.DstKey),
 		CopySource:        aws.String(CopySource(c.SrcBucket, c.SrcKey, c.SrcVersionID)),
 		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
 		MetadataDirective: types.MetadataDirectiveCopy,
+		IfMatch:           c.Only.ifMatch(),
+		IfNoneMatch:       c.Only.ifNoneMatch(),
 	}
 	if c.IfMatch != "" {
 		in.CopySourceIfMatch = aws.String(`"` + c.IfMatch + `"`)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -98,4 +99,50 @@ func TestGetHonoursLimit(t *testing.T) {
 	if err != nil || len(b) != 1000 {
 		t.Fatalf("Get at the limit: %d bytes, err %v", len(b), err)
 	}
+}
+
+// Conditional writes are what fences the manifest: MinIO, like S3, enforces If-Match and
+// If-None-Match on PutObject.
+func TestConditionalPut(t *testing.T) {
+	env := testenv.Open(t)
+	bucket := env.Bucket(t)
+	st := storage.New(env.S3)
+	ctx := context.Background()
+	put := func(body string, only storage.Precondition) error {
+		_, err := st.Put(ctx, storage.Put{Bucket: bucket, Key: "m.json", Body: []byte(body), ContentType: "application/json", Only: only})
+		return err
+	}
+	if err := put("one", storage.Replacing(storage.Object{}, false)); err != nil {
+		t.Fatalf("create if absent: %v", err)
+	}
+	if err := put("two", storage.Precondition{IfAbsent: true}); !errors.Is(err, storage.ErrPreconditionFailed) {
+		t.Fatalf("create over an existing object: err = %v, want ErrPreconditionFailed", err)
+	}
+	cur, err := st.Head(ctx, bucket, "m.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := put("three", storage.Precondition{IfMatch: "0123456789abcdef0123456789abcdef"}); !errors.Is(err, storage.ErrPreconditionFailed) {
+		t.Fatalf("replace a changed object: err = %v, want ErrPreconditionFailed", err)
+	}
+	if err := put("four", storage.Replacing(cur, true)); err != nil {
+		t.Fatalf("replace the object seen: %v", err)
+	}
+	if got := string(getBody(t, env, bucket, "m.json")); got != "four" {
+		t.Fatalf("body %q, want the one write whose precondition held", got)
+	}
+}
+
+func getBody(t *testing.T, env *testenv.Env, bucket, key string) []byte {
+	t.Helper()
+	out, err := env.S3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
