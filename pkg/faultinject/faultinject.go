@@ -46,6 +46,9 @@ type Rule struct {
 	Fault              Fault
 	// Before, if set, runs before the request is answered (or failed), with the call number.
 	Before func(call int)
+	// After, if set, runs once the server has answered a request let through (Fault None),
+	// before the client sees the answer: a crash here is a crash right after the step.
+	After func(call int)
 }
 
 // Transport wraps Base. Its zero value is not usable; use New.
@@ -103,7 +106,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		hit.Before(n)
 	}
 	if hit.Fault == None {
-		return t.base.RoundTrip(req)
+		resp, err := t.base.RoundTrip(req)
+		if hit.After != nil {
+			hit.After(n)
+		}
+		return resp, err
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)

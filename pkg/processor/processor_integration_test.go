@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -411,7 +412,16 @@ func TestSQSBatchReportsOnlyFailedMessages(t *testing.T) {
 	r := newRig(t, nil)
 	r.upload(t, "uploads/good.jpg", grayJPEG(t, 300, 200), nil)
 	r.upload(t, "uploads/bad.jpg", []byte("not an image"), nil)
+	// busy.jpg is held by a live claim elsewhere: a transient failure, to be retried.
+	r.upload(t, "uploads/busy.jpg", grayJPEG(t, 300, 200), nil)
+	if _, _, err := r.states.Claim(context.Background(), state.ClaimRequest{
+		Bucket: r.staging, Key: "uploads/busy.jpg", ObjectVersion: "etag:other", RecipeVersion: "r", RequestID: "req-other",
+		Token: "tok", LeaseUntil: time.Now().Add(time.Minute), MaxAttempts: 5,
+	}, time.Now); err != nil {
+		t.Fatal(err)
+	}
 	batch, _ := json.Marshal(map[string]any{"Records": []any{
+		map[string]any{"messageId": "m-busy", "eventSource": "aws:sqs", "body": s3Body(r.staging, "uploads/busy.jpg")},
 		map[string]any{"messageId": "m-good", "eventSource": "aws:sqs", "body": s3Body(r.staging, "uploads/good.jpg")},
 		map[string]any{"messageId": "m-bad", "eventSource": "aws:sqs", "body": s3Body(r.staging, "uploads/bad.jpg")},
 		map[string]any{"messageId": "m-garbage", "eventSource": "aws:sqs", "body": "{not json"},
@@ -424,8 +434,12 @@ func TestSQSBatchReportsOnlyFailedMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp := out.(events.SQSEventResponse)
-	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "m-garbage" {
-		t.Fatalf("batch item failures %+v, want only m-garbage", resp.BatchItemFailures)
+	var failed []string
+	for _, f := range resp.BatchItemFailures {
+		failed = append(failed, f.ItemIdentifier)
+	}
+	if want := []string{"m-busy", "m-garbage"}; !slices.Equal(failed, want) {
+		t.Fatalf("batch item failures %v, want %v: the transient failure and the unreadable body", failed, want)
 	}
 	if rec := r.record(t, "uploads/good.jpg"); rec.Status != state.Succeeded {
 		t.Errorf("good: %s", rec.Status)
