@@ -84,3 +84,66 @@ func TestMakefileBuildsTheFunctionForSAM(t *testing.T) {
 		t.Fatalf("no bootstrap in ARTIFACTS_DIR: %v", err)
 	}
 }
+
+// Events reach the processor through SQS: the queue's visibility timeout is at least six times
+// the function timeout, poison messages go to a dead-letter queue after more receives than the
+// processor's attempt limit, and only failed messages are retried (ReportBatchItemFailures).
+func TestTemplateBuffersEventsWithADeadLetterQueue(t *testing.T) {
+	doc := loadTemplate(t)
+	timeout := dig(t, doc, "Globals", "Function", "Timeout").(int)
+	queue := dig(t, doc, "Resources", "UploadQueue", "Properties")
+	if vt := dig(t, queue, "VisibilityTimeout").(int); vt < 6*timeout {
+		t.Errorf("UploadQueue VisibilityTimeout %d < 6 × function timeout %d", vt, timeout)
+	}
+	if dlq := dig(t, queue, "RedrivePolicy", "deadLetterTargetArn"); dlq != "UploadDeadLetterQueue.Arn" {
+		t.Errorf("RedrivePolicy.deadLetterTargetArn = %v, want the dead-letter queue", dlq)
+	}
+	if r := dig(t, queue, "RedrivePolicy", "maxReceiveCount"); r != "MaxReceiveCount" {
+		t.Errorf("maxReceiveCount = %v, want the MaxReceiveCount parameter", r)
+	}
+	maxReceive := dig(t, doc, "Parameters", "MaxReceiveCount", "Default").(int)
+	maxAttempts := dig(t, doc, "Parameters", "MaxAttempts", "Default").(int)
+	if maxReceive <= maxAttempts {
+		t.Errorf("MaxReceiveCount %d must exceed MaxAttempts %d: the delivery after the last attempt quarantines the file", maxReceive, maxAttempts)
+	}
+	ev := dig(t, doc, "Resources", "ProcessorFunction", "Properties", "Events", "Uploads")
+	if dig(t, ev, "Type") != "SQS" || dig(t, ev, "Properties", "Queue") != "UploadQueue.Arn" {
+		t.Errorf("the processor's event source is %v, want the upload queue", ev)
+	}
+	if rt := dig(t, ev, "Properties", "FunctionResponseTypes").([]any); len(rt) != 1 || rt[0] != "ReportBatchItemFailures" {
+		t.Errorf("FunctionResponseTypes = %v, want [ReportBatchItemFailures]", rt)
+	}
+}
+
+// The staging bucket sends creations and removals under the upload prefix, and only those, to
+// the queue; the prefix cannot match sluice's own output, temp or quarantine keys.
+func TestTemplateNotifiesCreationsAndRemovalsUnderTheUploadPrefix(t *testing.T) {
+	doc := loadTemplate(t)
+	prefix := dig(t, doc, "Parameters", "UploadPrefix", "Default").(string)
+	cfg, err := processor.LoadConfig(func(k string) string {
+		return map[string]string{"STATE_TABLE": "t", "OUTPUT_BUCKET": "o", "QUARANTINE_BUCKET": "q"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, own := range []string{cfg.OutputPrefix, cfg.TempPrefix, cfg.QuarantinePrefix} {
+		if strings.HasPrefix(own, prefix) || strings.HasPrefix(prefix, own) {
+			t.Errorf("upload prefix %q overlaps sluice's own prefix %q", prefix, own)
+		}
+	}
+	confs := dig(t, doc, "Resources", "StagingBucket", "Properties", "NotificationConfiguration", "QueueConfigurations").([]any)
+	events := map[string]bool{}
+	for _, c := range confs {
+		if q := dig(t, c, "Queue"); q != "UploadQueue.Arn" {
+			t.Errorf("notification to %v, want the upload queue", q)
+		}
+		rules := dig(t, c, "Filter", "S3Key", "Rules").([]any)
+		if len(rules) != 1 || dig(t, rules[0], "Name") != "prefix" || dig(t, rules[0], "Value") != "UploadPrefix" {
+			t.Errorf("notification filter %v, want prefix = UploadPrefix", rules)
+		}
+		events[dig(t, c, "Event").(string)] = true
+	}
+	if len(events) != 2 || !events["s3:ObjectCreated:*"] || !events["s3:ObjectRemoved:*"] {
+		t.Errorf("notified events %v, want s3:ObjectCreated:* and s3:ObjectRemoved:*", events)
+	}
+}

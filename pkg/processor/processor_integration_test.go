@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -449,5 +450,59 @@ func TestSQSBatchReportsOnlyFailedMessages(t *testing.T) {
 	}
 	if _, found, _ := r.states.Get(context.Background(), state.ID(r.output, "renditions/uploads/good.jpg/large.jpg")); found {
 		t.Error("the recursion guard let an output be claimed")
+	}
+}
+
+// Every event file users hand to `sam local invoke` (testdata/events) runs through the handler
+// without a failure, on its own staging bucket, with an image at each created key.
+func TestHandlerRunsOnEveryEventFile(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "testdata", "events", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no event files: %v", err)
+	}
+	img := grayJPEG(t, 320, 240)
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			r := newRig(t, nil)
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"sluice-staging", "sourcebucket"} {
+				raw = bytes.ReplaceAll(raw, []byte(name), []byte(r.staging))
+			}
+			p, err := trigger.Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs := p.Events
+			for _, m := range p.Messages {
+				evs = append(evs, m.Events...)
+			}
+			for _, ev := range evs {
+				if ev.Action == trigger.Created {
+					r.upload(t, ev.Key, img, nil)
+				}
+			}
+			ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-" + filepath.Base(file)})
+			out, err := r.proc.Handle(ctx, raw)
+			if err != nil {
+				t.Fatalf("handler: %v", err)
+			}
+			switch resp := out.(type) {
+			case events.SQSEventResponse:
+				if len(resp.BatchItemFailures) != 0 {
+					t.Errorf("batch item failures %v", resp.BatchItemFailures)
+				}
+			case processor.Response:
+				for _, res := range resp.Results {
+					if res.Outcome != processor.Succeeded && res.Outcome != processor.Removed {
+						t.Errorf("%s: %s (%s)", res.Key, res.Outcome, res.Detail)
+					}
+				}
+			default:
+				t.Fatalf("response %T", out)
+			}
+		})
 	}
 }
