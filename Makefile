@@ -13,7 +13,10 @@ STATICCHECK_VERSION := v0.8.2
 LAMBDA_ENV   := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags='-s -w'
 
-.PHONY: help build test test-unit lint local-up local-down local-status local-tool
+.PHONY: help build test test-unit test-race soak lint local-up local-down local-status local-tool
+# Packages whose tests need no local stack: `make test` also runs them under the race detector.
+UNIT_PKGS := ./pkg/state ./pkg/trigger ./pkg/recipe ./pkg/media ./pkg/render ./pkg/jpegscale ./pkg/faultinject
+SOAK_OBJECTS ?= 500
 
 help:
 	@echo "make demo        run the main job on the local stack"
@@ -21,6 +24,7 @@ help:
 	@echo "make build       one bootstrap per function in functions/ (linux/arm64)"
 	@echo "make invoke EVENT=testdata/events/s3-put.json   the handler on one event (Docker-free sam local invoke)"
 	@echo "make bench       image-path benchmark on a real 17.9 MP photo"
+	@echo "make soak        $(SOAK_OBJECTS) objects through real notifications with faults, then a reconciling check"
 	@echo "make lint        go vet + staticcheck"
 	@echo "make local-up    start MinIO + DynamoDB Local (env file: $(CACHE)/local.env)"
 	@echo "make local-down  stop them"
@@ -52,9 +56,16 @@ test-unit:
 
 # Integration tests need the stack: `exec` starts what is not running, runs the tests with the
 # stack's env, reports a server that died during the run, and stops what it started.
-test: local-tool
+test: local-tool test-race
 	go vet ./...
 	$(LOCAL) exec -- env SLUICE_REQUIRE_STACK=1 go test -count=1 ./...
+
+test-race:
+	go test -race -count=1 $(UNIT_PKGS)
+
+# The full soak (make test runs a 100-object one): SOAK_OBJECTS=2000 make soak for more.
+soak: local-tool
+	$(LOCAL) exec -- env SLUICE_REQUIRE_STACK=1 SLUICE_SOAK_OBJECTS=$(SOAK_OBJECTS) go test -count=1 -timeout 60m -run '^TestSoak$$' -v ./pkg/processor | grep -v '^SDK '
 
 $(STATICCHECK):
 	GOBIN=$(abspath $(CACHE)/bin) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -89,6 +89,7 @@ type Result struct {
 	Bucket  string  `json:"bucket"`
 	Key     string  `json:"key"`
 	Outcome Outcome `json:"outcome"`
+	Version string  `json:"version,omitempty"` // the content looked at: "v:<version id>" or "etag:<etag>"
 	Reason  string  `json:"reason,omitempty"`
 	Detail  string  `json:"detail,omitempty"`
 	Err     error   `json:"-"`
@@ -225,7 +226,7 @@ func (r *run) guarded(res *Result) {
 				err = errors.Join(err, ferr)
 			}
 		}
-		*res = Result{Bucket: r.ev.Bucket, Key: r.ev.Key, Outcome: Failed, Err: failure.Transient(err)}
+		*res = Result{Bucket: r.ev.Bucket, Key: r.ev.Key, Version: res.Version, Outcome: Failed, Err: failure.Transient(err)}
 	}()
 	if err := r.ctx.Err(); err != nil {
 		res.Outcome, res.Err = Failed, failure.Transient(fmt.Errorf("too close to the deadline to start: %w", err))
@@ -272,6 +273,7 @@ func (r *run) stage(name string, f func() error) error {
 
 // do processes the object src, which a HEAD just found.
 func (r *run) do(res *Result, src storage.Object) {
+	res.Version = contentVersion(src)
 	verdict, rec, err := r.claim(src)
 	if err != nil {
 		res.Outcome, res.Err = Failed, err
