@@ -22,8 +22,9 @@ import (
 const SeedImage = "testdata/images/elephants.jpg"
 
 // InvokeFile is the Docker-free `sam local invoke -e FILE`: it prepares the local buckets and
-// table, uploads a sample image for each object the event names that does not exist yet, runs
-// the processor's handler once on the file and prints its response.
+// table, uploads a sample image for each created object the event names that does not exist
+// yet (and deletes each removed one), runs the processor's handler once on the file and prints
+// its response.
 func InvokeFile(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, root, eventFile string, out io.Writer, log *slog.Logger) error {
 	payload, err := os.ReadFile(eventFile)
 	if err != nil {
@@ -43,7 +44,8 @@ func InvokeFile(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, root,
 	return invokeErr
 }
 
-// seed uploads img for every created object of the payload that is missing.
+// seed makes the local staging bucket agree with the payload: it uploads img for every created
+// object that is missing, and deletes every object the payload says was removed.
 func seed(ctx context.Context, s3c *s3.Client, img string, payload []byte) error {
 	p, err := trigger.Parse(payload)
 	if err != nil {
@@ -55,7 +57,13 @@ func seed(ctx context.Context, s3c *s3.Client, img string, payload []byte) error
 	}
 	st := storage.New(s3c)
 	for _, ev := range evs {
-		if ev.Action != trigger.Created || ev.Bucket != StagingBucket {
+		if ev.Bucket != StagingBucket {
+			continue
+		}
+		if ev.Action == trigger.Removed {
+			if err := st.Delete(ctx, ev.Bucket, ev.Key); err != nil {
+				return err
+			}
 			continue
 		}
 		if _, err := st.Head(ctx, ev.Bucket, ev.Key); !errors.Is(err, storage.ErrNotFound) {

@@ -60,7 +60,7 @@ func (r *run) remove(res *Result) {
 		res.Outcome, res.Err = Failed, failure.Transient(err)
 		return
 	}
-	res.Outcome, res.Detail = Removed, fmt.Sprintf("source removed; %d output keys deleted", n)
+	res.Outcome, res.Detail = Removed, fmt.Sprintf("source removed; %d possible output keys deleted", n)
 }
 
 // removeOutputs deletes what sluice wrote for the source, manifest first; it returns how many
