@@ -240,8 +240,13 @@ func (s *Stack) Down() error {
 	return s.StopStarted(ids)
 }
 
-// StopStarted stops only the named servers (the ones an Up call reported starting).
+// StopStarted stops only the named servers (the ones an Up call reported starting). The env file
+// goes with the first one stopped: it describes a whole stack. Stopping none keeps it, so a run
+// on a stack that was already up leaves that stack usable.
 func (s *Stack) StopStarted(ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	_ = os.Remove(s.cfg.EnvFile())
 	var errs []error
 	for i := len(s.svcs) - 1; i >= 0; i-- {

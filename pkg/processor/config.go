@@ -22,7 +22,10 @@ type Config struct {
 	QuarantinePrefix string // <prefix><source key> and <prefix><source key>.error.json
 	Limits           media.Limits
 	MaxAttempts      int
-	StateTTL         time.Duration
+	// RetriesPerAttempt: how many times an attempt retries its work after a transient failure
+	// the SDK's own retries did not absorb, before it records FAILED for the trigger to retry.
+	RetriesPerAttempt int
+	StateTTL          time.Duration
 	// DeadlineMargin is kept free before the Lambda deadline: no step starts inside it, so a
 	// stopped attempt still has time to record FAILED and release its claim.
 	DeadlineMargin time.Duration
@@ -34,13 +37,14 @@ type Config struct {
 
 // Defaults for the optional variables.
 const (
-	DefaultOutputPrefix     = "renditions/"
-	DefaultTempPrefix       = "tmp/"
-	DefaultQuarantinePrefix = "quarantine/"
-	DefaultMaxBytes         = 50 << 20
-	DefaultMaxPixels        = 40_000_000
-	DefaultMaxAttempts      = 5
-	DefaultDeadlineMarginMS = 5000
+	DefaultOutputPrefix      = "renditions/"
+	DefaultTempPrefix        = "tmp/"
+	DefaultQuarantinePrefix  = "quarantine/"
+	DefaultMaxBytes          = 50 << 20
+	DefaultMaxPixels         = 40_000_000
+	DefaultMaxAttempts       = 5
+	DefaultRetriesPerAttempt = 2
+	DefaultDeadlineMarginMS  = 5000
 )
 
 // LoadConfig reads the configuration from getenv (os.Getenv in production), reporting every
@@ -99,11 +103,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			MaxBytes:  num("MAX_BYTES", DefaultMaxBytes, 1, 5<<30),
 			MaxPixels: num("MAX_PIXELS", DefaultMaxPixels, 1, 1_000_000_000),
 		},
-		MaxAttempts:    int(num("MAX_ATTEMPTS", DefaultMaxAttempts, 1, 100)),
-		StateTTL:       time.Duration(num("STATE_TTL_DAYS", 0, 0, 3650)) * 24 * time.Hour,
-		DeadlineMargin: time.Duration(num("DEADLINE_MARGIN_MS", DefaultDeadlineMarginMS, 0, 600_000)) * time.Millisecond,
-		RemoveOutputs:  boolean("REMOVE_OUTPUTS", true),
-		Recipe:         recipe.Default(),
+		MaxAttempts:       int(num("MAX_ATTEMPTS", DefaultMaxAttempts, 1, 100)),
+		RetriesPerAttempt: int(num("RETRIES_PER_ATTEMPT", DefaultRetriesPerAttempt, 0, 10)),
+		StateTTL:          time.Duration(num("STATE_TTL_DAYS", 0, 0, 3650)) * 24 * time.Hour,
+		DeadlineMargin:    time.Duration(num("DEADLINE_MARGIN_MS", DefaultDeadlineMarginMS, 0, 600_000)) * time.Millisecond,
+		RemoveOutputs:     boolean("REMOVE_OUTPUTS", true),
+		Recipe:            recipe.Default(),
 	}
 	if raw := strings.TrimSpace(getenv("RECIPE_JSON")); raw != "" {
 		r, err := recipe.Parse([]byte(raw))

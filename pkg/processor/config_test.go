@@ -3,6 +3,7 @@ package processor
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -64,5 +65,18 @@ func TestKeyScheme(t *testing.T) {
 		if got := k.Ours(c.bucket, c.key); got != c.ours {
 			t.Errorf("Ours(%s, %s) = %v, want %v", c.bucket, c.key, got, c.ours)
 		}
+	}
+}
+
+func TestBackoffIsCappedExponentialWithFullJitter(t *testing.T) {
+	const base, ceiling = 500 * time.Millisecond, 10 * time.Second
+	top := func(n time.Duration) time.Duration { return n - 1 } // the largest value jitter may pick
+	for try, want := range map[int]time.Duration{1: base, 2: 2 * base, 3: 4 * base, 5: 16 * base, 6: ceiling, 40: ceiling, 70: ceiling} {
+		if got := backoff(try, base, ceiling, top); got != want-1 {
+			t.Errorf("try %d: longest wait %v, want just under %v", try, got, want)
+		}
+	}
+	if got := backoff(3, base, ceiling, func(time.Duration) time.Duration { return 0 }); got != 0 {
+		t.Errorf("full jitter reaches zero; got %v", got)
 	}
 }

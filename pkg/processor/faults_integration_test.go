@@ -30,6 +30,7 @@ func (r *rig) withFaults(t *testing.T, rules ...faultinject.Rule) *faultinject.T
 // One transient fault on every kind of call the processor makes: the SDK's retryer absorbs each,
 // and the file is processed once, with exactly one extra request per fault.
 func TestTransientFaultsAreRetriedToSuccess(t *testing.T) {
+	t.Parallel() // most of its time is the SDK's backoff
 	r := newRig(t, nil)
 	const key = "uploads/faults.jpg"
 	r.upload(t, key, grayJPEG(t, 1200, 800), nil)
@@ -71,7 +72,8 @@ func TestTransientFaultsAreRetriedToSuccess(t *testing.T) {
 // A fault that outlasts the SDK's retries fails the attempt transiently (state FAILED with the
 // error, the trigger retries); the next delivery, with the fault gone, succeeds.
 func TestPersistentFaultFailsTheAttemptThenRecovers(t *testing.T) {
-	r := newRig(t, nil)
+	t.Parallel() // most of its time is the SDK's backoff
+	r := newRig(t, func(c *processor.Config) { c.RetriesPerAttempt = 0 })
 	const key = "uploads/slowdown.jpg"
 	r.upload(t, key, grayJPEG(t, 600, 400), nil)
 	inj := r.withFaults(t, faultinject.Rule{Service: "S3", Operation: "PutObject", Fault: faultinject.SlowDown})
@@ -96,6 +98,32 @@ func TestPersistentFaultFailsTheAttemptThenRecovers(t *testing.T) {
 	}
 	if rec := r.record(t, key); rec.Status != state.Succeeded || rec.Attempts != 2 {
 		t.Fatalf("state after redelivery: %+v", rec)
+	}
+}
+
+// A burst of faults longer than the SDK's retries (its 5 attempts at the first temp PUT) is
+// absorbed by the attempt's own retry, under the same claim: one attempt, processed once.
+func TestFaultBurstIsRetriedWithinTheAttempt(t *testing.T) {
+	t.Parallel() // most of its time is the SDK's backoff
+	r := newRig(t, func(c *processor.Config) { c.RetriesPerAttempt = 2 })
+	const key = "uploads/burst.jpg"
+	r.upload(t, key, grayJPEG(t, 600, 400), nil)
+	inj := r.withFaults(t, faultinject.Rule{Service: "S3", Operation: "PutObject", Calls: []int{1, 2, 3, 4, 5}, Fault: faultinject.SlowDown})
+	res := r.proc.Process(context.Background(), "req-burst", r.event(key))
+	if res.Outcome != processor.Succeeded || res.Err != nil {
+		t.Fatalf("outcome %s err %v (%s)", res.Outcome, res.Err, res.Detail)
+	}
+	if rec := r.record(t, key); rec.Status != state.Succeeded || rec.Attempts != 1 || rec.LeaseOwner != "req-burst" {
+		t.Fatalf("state %+v, want SUCCEEDED in one attempt", rec)
+	}
+	if got, want := inj.Calls("S3", "PutObject"), awsclient.MaxAttempts+4; got != want {
+		t.Errorf("PutObject requests %d, want %d (the burst, then three temps and the manifest)", got, want)
+	}
+	if got := inj.Calls("S3", "GetObject"); got != 2 {
+		t.Errorf("GetObject requests %d, want 2 (the work ran twice)", got)
+	}
+	if keys := r.list(t, r.output); len(keys) != 4 {
+		t.Errorf("output keys %v, want 3 renditions and a manifest", keys)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"image"
 	"log/slog"
 	"maps"
+	mrand "math/rand/v2"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -220,7 +221,7 @@ func (r *run) guarded(res *Result) {
 		err := fmt.Errorf("panic: %v", v)
 		r.log.Error("processor panicked", "err", err, "stack", string(debug.Stack()))
 		r.m.Add("Panics", metrics.Count, 1)
-		if r.rec.ClaimToken != "" {
+		if r.claimed {
 			r.rec.LastError = err.Error()
 			if _, ferr := r.p.states.Finish(context.WithoutCancel(r.ctx), r.rec, state.Failed, "", r.p.now()); ferr != nil {
 				err = errors.Join(err, ferr)
@@ -259,7 +260,8 @@ type run struct {
 	ev        trigger.ObjectEvent
 	log       *slog.Logger
 	m         *metrics.Set
-	rec       state.Record
+	rec       state.Record // the claimed record (claimed), or the one found
+	claimed   bool
 	deadline  time.Time // the invocation's deadline, if it has one
 }
 
@@ -279,7 +281,7 @@ func (r *run) do(res *Result, src storage.Object) {
 		res.Outcome, res.Err = Failed, err
 		return
 	}
-	r.rec = rec
+	r.rec, r.claimed = rec, verdict == state.Claim
 	switch verdict {
 	case state.Duplicate:
 		res.Outcome, res.Detail = Duplicate, fmt.Sprintf("already %s for this version and recipe", rec.Status)
@@ -296,6 +298,18 @@ func (r *run) do(res *Result, src storage.Object) {
 	}
 
 	outputs, manifestKey, err := r.process(src)
+	for try := 1; try <= r.p.cfg.RetriesPerAttempt && r.retryable(err); try++ {
+		// Where the SDK's retries stop, the attempt retries its work under the same claim, with
+		// capped exponential backoff and full jitter, while its deadline allows; publishing again
+		// is idempotent (same temp keys, same fence).
+		wait := backoff(try, retryBase, retryCap, mrand.N[time.Duration])
+		r.log.Warn("retrying the attempt's work", "try", try, "wait_ms", wait.Milliseconds(), "err", err)
+		if !sleep(r.ctx, wait) {
+			break
+		}
+		r.m.Add("WorkRetries", metrics.Count, 1)
+		outputs, manifestKey, err = r.process(src)
+	}
 	now := r.p.now()
 	if errors.Is(err, state.ErrLeaseLost) {
 		// Another invocation owns the object now (this one stalled past its lease, or a newer
@@ -325,6 +339,40 @@ func (r *run) do(res *Result, src storage.Object) {
 		return
 	}
 	res.Outcome, res.Detail = Succeeded, fmt.Sprintf("%d renditions, manifest %s", len(outputs), manifestKey)
+}
+
+// The in-attempt retry policy: the n-th retry waits a random time in [0, min(retryCap, retryBase·2ⁿ⁻¹)).
+const (
+	retryBase = 500 * time.Millisecond
+	retryCap  = 10 * time.Second
+)
+
+// backoff is capped exponential backoff with full jitter: a random duration (from rnd, which
+// returns a value in [0, n)) below min(ceiling, base·2^(try-1)).
+func backoff(try int, base, ceiling time.Duration, rnd func(n time.Duration) time.Duration) time.Duration {
+	d := ceiling
+	if try < 31 && base<<(try-1) < ceiling && base<<(try-1) > 0 {
+		d = base << (try - 1)
+	}
+	return rnd(d)
+}
+
+// retryable: a failure worth retrying inside the attempt (not a verdict on the file, not a lost
+// claim, and time left).
+func (r *run) retryable(err error) bool {
+	return err != nil && !errors.Is(err, state.ErrLeaseLost) && failure.Classify(err) != failure.IsPermanent && r.ctx.Err() == nil
+}
+
+// sleep waits d, or less if ctx ends first: it reports whether the full wait happened.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // contentVersion identifies the bytes about to be processed.
