@@ -71,7 +71,7 @@ $(STATICCHECK):
 	GOBIN=$(abspath $(CACHE)/bin) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 lint: $(STATICCHECK)
-	@test -z "$$(gofmt -l functions pkg infra)" || { echo "gofmt would change:"; gofmt -l functions pkg infra; exit 1; }
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
 	$(STATICCHECK) ./...
 
