@@ -1,10 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -145,5 +148,230 @@ func TestTemplateNotifiesCreationsAndRemovalsUnderTheUploadPrefix(t *testing.T) 
 	}
 	if len(events) != 2 || !events["s3:ObjectCreated:*"] || !events["s3:ObjectRemoved:*"] {
 		t.Errorf("notified events %v, want s3:ObjectCreated:* and s3:ObjectRemoved:*", events)
+	}
+}
+
+// resources returns the template's resources of one type, by logical id.
+func resources(t *testing.T, doc map[string]any, typ string) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for id, r := range dig(t, doc, "Resources").(map[string]any) {
+		if m := r.(map[string]any); m["Type"] == typ {
+			out[id] = m
+		}
+	}
+	return out
+}
+
+// statements lists every policy statement in the template (role policies, bucket and queue
+// policies, trust policies), each with where it is.
+func statements(t *testing.T, doc map[string]any) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	add := func(where string, policy any) {
+		for i, s := range dig(t, policy, "Statement").([]any) {
+			st, ok := s.(map[string]any)
+			if !ok { // a conditional statement: !If [cond, statement, AWS::NoValue]
+				alt := s.([]any)
+				st = alt[1].(map[string]any)
+			}
+			out[fmt.Sprintf("%s[%d]", where, i)] = st
+		}
+	}
+	for id, r := range resources(t, doc, "AWS::IAM::Role") {
+		add(id+".AssumeRolePolicyDocument", dig(t, r, "Properties", "AssumeRolePolicyDocument"))
+		for _, p := range dig(t, r, "Properties", "Policies").([]any) {
+			add(id+"."+dig(t, p, "PolicyName").(string), dig(t, p, "PolicyDocument"))
+		}
+	}
+	for _, typ := range []string{"AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy"} {
+		for id, r := range resources(t, doc, typ) {
+			add(id, dig(t, r, "Properties", "PolicyDocument"))
+		}
+	}
+	return out
+}
+
+func list(v any) []string {
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []any:
+		var out []string
+		for _, e := range v {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// scopedObjects is the only wildcard an Allow may carry: object keys under a named prefix of a
+// named bucket ("${Bucket.Arn}/prefix/*").
+var scopedObjects = regexp.MustCompile(`^\$\{[A-Za-z]+\.Arn\}/[^*]+\*$`)
+
+// Least privilege: functions use the template's own roles (so SAM attaches no managed policy),
+// and no Allow statement has a wildcard action, or a wildcard resource other than the objects
+// under one prefix of one bucket. (Deny statements may say "*": they take away.)
+func TestTemplateIAMIsLeastPrivilege(t *testing.T) {
+	doc := loadTemplate(t)
+	for id, fn := range resources(t, doc, "AWS::Serverless::Function") {
+		props := dig(t, fn, "Properties").(map[string]any)
+		if _, ok := props["Role"]; !ok {
+			t.Errorf("%s has no Role of its own: SAM would attach managed policies with wildcard resources", id)
+		}
+		if _, ok := props["Policies"]; ok {
+			t.Errorf("%s has Policies: put its permissions on its role", id)
+		}
+	}
+	sts := statements(t, doc)
+	if len(sts) < 10 {
+		t.Fatalf("found only %d policy statements; the walk is broken", len(sts))
+	}
+	for where, st := range sts {
+		if st["Effect"] != "Allow" {
+			continue
+		}
+		for _, a := range list(st["Action"]) {
+			if strings.Contains(a, "*") {
+				t.Errorf("%s allows wildcard action %q", where, a)
+			}
+		}
+		if strings.HasSuffix(where, "AssumeRolePolicyDocument[0]") {
+			continue // a trust policy names a principal, not resources
+		}
+		res := list(st["Resource"])
+		if len(res) == 0 {
+			t.Errorf("%s allows without naming a resource", where)
+		}
+		for _, r := range res {
+			if strings.Contains(r, "*") && !scopedObjects.MatchString(r) {
+				t.Errorf("%s allows wildcard resource %q", where, r)
+			}
+		}
+	}
+}
+
+// Every bucket is encrypted, blocks public access and refuses plain HTTP; the staging bucket is
+// versioned; temp objects expire; the table has point-in-time recovery, encryption and TTL.
+func TestTemplateStorageIsHardened(t *testing.T) {
+	doc := loadTemplate(t)
+	tlsOnly := map[string]bool{}
+	for id, st := range statements(t, doc) {
+		cond, _ := st["Condition"].(map[string]any)
+		b, _ := cond["Bool"].(map[string]any)
+		if st["Effect"] == "Deny" && st["Principal"] == "*" && st["Action"] == "s3:*" && b["aws:SecureTransport"] == false {
+			bucket := dig(t, doc, "Resources", strings.Split(id, "[")[0], "Properties", "Bucket").(string)
+			tlsOnly[bucket] = true
+		}
+	}
+	buckets := resources(t, doc, "AWS::S3::Bucket")
+	if len(buckets) != 3 {
+		t.Fatalf("%d buckets, want staging, output and quarantine", len(buckets))
+	}
+	for id, b := range buckets {
+		props := dig(t, b, "Properties")
+		rules := dig(t, props, "BucketEncryption", "ServerSideEncryptionConfiguration").([]any)
+		if len(rules) == 0 || dig(t, rules[0], "ServerSideEncryptionByDefault", "SSEAlgorithm") == nil {
+			t.Errorf("%s: no default encryption", id)
+		}
+		for _, k := range []string{"BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"} {
+			if dig(t, props, "PublicAccessBlockConfiguration", k) != true {
+				t.Errorf("%s: %s is not true", id, k)
+			}
+		}
+		if !tlsOnly[id] {
+			t.Errorf("%s: no bucket policy denies requests without TLS", id)
+		}
+	}
+	if v := dig(t, buckets["StagingBucket"], "Properties", "VersioningConfiguration", "Status"); v != "Enabled" {
+		t.Errorf("staging bucket versioning %v", v)
+	}
+	tempExpires := false
+	for _, r := range dig(t, buckets["OutputBucket"], "Properties", "LifecycleConfiguration", "Rules").([]any) {
+		if m := r.(map[string]any); m["Prefix"] == "tmp/" && m["ExpirationInDays"] == 1 && m["Status"] == "Enabled" {
+			tempExpires = true
+		}
+	}
+	if !tempExpires {
+		t.Error("output bucket: no lifecycle rule expires tmp/ after a day")
+	}
+	table := dig(t, doc, "Resources", "StateTable", "Properties")
+	if dig(t, table, "PointInTimeRecoverySpecification", "PointInTimeRecoveryEnabled") != true ||
+		dig(t, table, "SSESpecification", "SSEEnabled") != true ||
+		dig(t, table, "TimeToLiveSpecification", "AttributeName") != "expires_at" {
+		t.Errorf("state table: %v", table)
+	}
+}
+
+// Alarms watch the failure signals, and the stack says where everything is.
+func TestTemplateObservabilityAndOutputs(t *testing.T) {
+	doc := loadTemplate(t)
+	watched := map[string]bool{}
+	for _, a := range resources(t, doc, "AWS::CloudWatch::Alarm") {
+		watched[dig(t, a, "Properties", "MetricName").(string)] = true
+	}
+	for _, m := range []string{"Errors", "Throttles", "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "Quarantined"} {
+		if !watched[m] {
+			t.Errorf("no alarm on %s", m)
+		}
+	}
+	if len(resources(t, doc, "AWS::CloudWatch::Dashboard")) != 1 {
+		t.Error("no dashboard")
+	}
+	for id, fn := range resources(t, doc, "AWS::Serverless::Function") {
+		group := dig(t, fn, "Properties", "LoggingConfig", "LogGroup").(string)
+		if dig(t, doc, "Resources", group, "Properties", "RetentionInDays") != "LogRetentionDays" {
+			t.Errorf("%s: log group %s has no retention", id, group)
+		}
+	}
+	outputs := dig(t, doc, "Outputs").(map[string]any)
+	for _, o := range []string{"StagingBucket", "OutputBucket", "QuarantineBucket", "StateTable", "UploadQueue", "DeadLetterQueue", "Dashboard"} {
+		if _, ok := outputs[o]; !ok {
+			t.Errorf("no output %s", o)
+		}
+	}
+}
+
+// samconfig.toml makes `sam deploy` work without questions: a stack name, the IAM capability the
+// template's own roles need, and overrides only for parameters the template has.
+func TestSamconfigMatchesTheTemplate(t *testing.T) {
+	doc := loadTemplate(t)
+	params := dig(t, doc, "Parameters").(map[string]any)
+	b, err := os.ReadFile(filepath.Join("..", "..", "samconfig.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, " = ")
+		if ok && !strings.HasPrefix(k, "#") {
+			values[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	if values["stack_name"] == "" || !strings.Contains(values["capabilities"], "CAPABILITY_IAM") {
+		t.Errorf("samconfig.toml: stack_name %q, capabilities %q", values["stack_name"], values["capabilities"])
+	}
+	overrides, err := strconv.Unquote(values["parameter_overrides"])
+	if err != nil {
+		t.Fatalf("parameter_overrides: %v", err)
+	}
+	for _, kv := range strings.Fields(overrides) {
+		name, value, _ := strings.Cut(kv, "=")
+		if _, ok := params[name]; !ok {
+			t.Errorf("samconfig.toml overrides %s, which template.yaml does not declare", name)
+		}
+		if def := fmt.Sprint(dig(t, params[name], "Default")); strconv.Quote(def) != value {
+			t.Errorf("samconfig.toml sets %s=%s; the template's default is %q (keep them equal, or say why)", name, value, def)
+		}
+	}
+	envVars, err := strconv.Unquote(values["env_vars"])
+	if err != nil {
+		t.Fatalf("env_vars: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join("..", "..", envVars)); err != nil {
+		t.Errorf("env_vars: %v", err)
 	}
 }
