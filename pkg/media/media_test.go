@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/disintegration/imaging"
@@ -187,4 +188,71 @@ func FuzzInspectDecode(f *testing.F) {
 			t.Fatalf("decoded %v for a full size of %d×%d and a need of a third", b, d.Width, d.Height)
 		}
 	})
+}
+
+// bombs are small files whose headers claim huge images: a decoder that believed them would
+// allocate gigabytes.
+func bombs(t *testing.T) map[string][]byte {
+	t.Helper()
+	png, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", "bad", "bomb.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := samples(t)
+	le16 := func(b []byte, v uint16) { b[0], b[1] = byte(v), byte(v>>8) }
+	be16 := func(b []byte, v uint16) { b[0], b[1] = byte(v>>8), byte(v) }
+
+	gifBomb := bytes.Clone(s[media.GIF]) // logical screen 65535×65535
+	le16(gifBomb[6:], 0xffff)
+	le16(gifBomb[8:], 0xffff)
+
+	jpgBomb := bytes.Clone(s[media.JPEG]) // SOF: 65535×65535
+	sof := bytes.Index(jpgBomb, []byte{0xff, 0xc0})
+	if sof < 0 {
+		t.Fatal("no SOF0 in the sample JPEG")
+	}
+	be16(jpgBomb[sof+5:], 0xffff)
+	be16(jpgBomb[sof+7:], 0xffff)
+
+	tiffBomb := bytes.Clone(s[media.TIFF]) // ImageWidth and ImageLength: 65535 or 1000000
+	ifd := int(uint32(tiffBomb[4]) | uint32(tiffBomb[5])<<8 | uint32(tiffBomb[6])<<16 | uint32(tiffBomb[7])<<24)
+	n := int(tiffBomb[ifd]) | int(tiffBomb[ifd+1])<<8
+	for i := range n {
+		e := tiffBomb[ifd+2+12*i:]
+		if tag := int(e[0]) | int(e[1])<<8; tag == 256 || tag == 257 {
+			if typ := int(e[2]) | int(e[3])<<8; typ == 3 {
+				le16(e[8:], 0xffff)
+			} else {
+				e[8], e[9], e[10], e[11] = 0x40, 0x42, 0x0f, 0x00 // 1000000
+			}
+		}
+	}
+
+	bmpBomb := bytes.Clone(s[media.BMP]) // BITMAPINFOHEADER width and height: 1000000
+	copy(bmpBomb[18:], []byte{0x40, 0x42, 0x0f, 0x00, 0x40, 0x42, 0x0f, 0x00})
+
+	// WebP VP8X: canvas 16384×16384 (24-bit sizes, stored minus one).
+	webpBomb := []byte("RIFF\x16\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00\xff\x3f\x00\xff\x3f\x00")
+	return map[string][]byte{"png": png, "gif": gifBomb, "jpeg": jpgBomb, "tiff": tiffBomb, "bmp": bmpBomb, "webp": webpBomb}
+}
+
+// Decompression bombs are rejected from their headers, before any large allocation: the heap
+// allocated while inspecting each stays under 1 MiB.
+func TestBombsAreRejectedBeforeAllocating(t *testing.T) {
+	const bound = 1 << 20
+	for name, data := range bombs(t) {
+		t.Run(name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err := media.Inspect(data, media.Limits{MaxBytes: 50 << 20, MaxPixels: 40_000_000})
+			runtime.ReadMemStats(&after)
+			if got := failure.ReasonOf(err); got != failure.TooManyPixels {
+				t.Fatalf("reason %q (err %v), want too_many_pixels", got, err)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > bound {
+				t.Errorf("allocated %d bytes rejecting it, want at most %d", alloc, bound)
+			}
+		})
+	}
 }

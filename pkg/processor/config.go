@@ -47,6 +47,9 @@ const (
 	DefaultDeadlineMarginMS  = 5000
 )
 
+// maxPrefixBytes bounds the key prefixes, so that every derived key keeps room for the source key.
+const maxPrefixBytes = 256
+
 // LoadConfig reads the configuration from getenv (os.Getenv in production), reporting every
 // problem at once, each naming its variable and the expected format.
 func LoadConfig(getenv func(string) string) (Config, error) {
@@ -87,8 +90,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	prefix := func(name, def string) string {
 		v := str(name, def, false)
-		if !strings.HasSuffix(v, "/") || strings.HasPrefix(v, "/") {
-			errs = append(errs, fmt.Errorf("%s=%q: want a key prefix ending in / and not starting with one", name, v))
+		if !strings.HasSuffix(v, "/") || strings.HasPrefix(v, "/") || len(v) > maxPrefixBytes {
+			errs = append(errs, fmt.Errorf("%s=%q: want a key prefix of at most %d bytes, ending in / and not starting with one", name, v, maxPrefixBytes))
 		}
 		return v
 	}

@@ -80,3 +80,66 @@ func TestBackoffIsCappedExponentialWithFullJitter(t *testing.T) {
 		t.Errorf("full jitter reaches zero; got %v", got)
 	}
 }
+
+// hostileKeys are source keys a stranger can produce (S3 accepts any UTF-8 up to 1024 bytes;
+// events can carry anything).
+var hostileKeys = []string{
+	"uploads/../../etc/passwd", "uploads/./a.jpg", "uploads//a.jpg", "/uploads/a.jpg", "uploads/a.jpg/",
+	"..", ".", "", "_/deadbeef", "uploads/a\x00b.jpg", "uploads/a\nb.jpg", "uploads/a\rb.jpg", "uploads/\x7f.jpg",
+	"uploads/\u0085next-line.jpg", "uploads/\xff\xfe.jpg", "uploads/caf\u00e9.jpg", "uploads/cafe\u0301.jpg",
+	"uploads/a\\..\\b.jpg", "uploads/" + strings.Repeat("a/", 400) + "x.jpg", "uploads/" + strings.Repeat("é", 500),
+	"uploads/plain photo.jpg",
+}
+
+// checkDerived asserts what every key derived from a source key must satisfy.
+func checkDerived(t *testing.T, k Keys, src string) {
+	t.Helper()
+	object, report := k.Quarantine(src)
+	for _, d := range []struct{ prefix, key string }{
+		{k.cfg.OutputPrefix, k.Final(src, strings.Repeat("n", 32), "jpg")},
+		{k.cfg.OutputPrefix, k.Manifest(src)},
+		{k.cfg.TempPrefix, k.Temp(strings.Repeat("r", maxRequestIDBytes), src, "thumb", "png")},
+		{k.cfg.QuarantinePrefix, object},
+		{k.cfg.QuarantinePrefix, report},
+	} {
+		rest, ok := strings.CutPrefix(d.key, d.prefix)
+		if !ok || len(d.key) > maxKeyBytes || !cleanKey(rest) {
+			t.Errorf("source %q: derived key %q (%d bytes) leaves %q, is too long or not clean", src, d.key, len(d.key), d.prefix)
+		}
+	}
+}
+
+func TestHostileKeysStayUnderTheirPrefix(t *testing.T) {
+	k := Keys{cfg: Config{OutputPrefix: "renditions/", TempPrefix: "tmp/", QuarantinePrefix: "quarantine/"}}
+	finals := map[string]string{}
+	for _, src := range hostileKeys {
+		checkDerived(t, k, src)
+		f := k.Final(src, "large", "jpg")
+		if other, dup := finals[f]; dup {
+			t.Errorf("sources %q and %q share the output %q", other, src, f)
+		}
+		finals[f] = src
+	}
+	if got := k.Segment("uploads/plain photo.jpg"); got != "uploads/plain photo.jpg" {
+		t.Errorf("a plain key is used as it is; got %q", got)
+	}
+	if got := k.Segment("uploads/caf\u00e9.jpg"); got != "uploads/caf\u00e9.jpg" {
+		t.Errorf("a non-ASCII key is plain; got %q", got)
+	}
+	if got := k.Segment("uploads/../x"); !strings.HasPrefix(got, "_/") || len(got) != 66 {
+		t.Errorf("a key with .. is hashed; got %q", got)
+	}
+}
+
+func FuzzKeysStayUnderTheirPrefix(f *testing.F) {
+	for _, k := range hostileKeys {
+		f.Add(k)
+	}
+	k := Keys{cfg: Config{OutputPrefix: "renditions/", TempPrefix: "tmp/", QuarantinePrefix: "quarantine/"}}
+	f.Fuzz(func(t *testing.T, src string) {
+		checkDerived(t, k, src)
+		if seg := k.Segment(src); seg != src && (!strings.HasPrefix(seg, "_/") || len(seg) != 66) {
+			t.Errorf("source %q became %q, want _/ and a SHA-256", src, seg)
+		}
+	})
+}

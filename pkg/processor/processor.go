@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/media"
@@ -100,24 +101,73 @@ type Result struct {
 // except temp keys, which carry the request id so concurrent attempts never share one.
 type Keys struct{ cfg Config }
 
+// S3's limit on a key, and the longest request id a temp key is built for (Lambda's are 36 bytes).
+const (
+	maxKeyBytes       = 1024
+	maxRequestIDBytes = 64
+	// longest thing a derived key puts after the source segment: "/" + a 32-byte rendition
+	// name + ".jpg"; "/manifest.json" and ".error.json" are shorter.
+	maxSuffixBytes = 1 + 32 + 4
+)
+
+// Segment is the form of a source key inside every key sluice derives from it. A key that is
+// valid UTF-8 without control characters, whose "/"-separated segments are neither empty nor
+// "." or "..", that does not start with "_/", and whose derived keys all fit S3's 1024 bytes,
+// is used as it is: the outputs of "uploads/a.jpg" sit under "renditions/uploads/a.jpg/". Any
+// other key becomes "_/" and the hex SHA-256 of its bytes. So distinct source keys never share
+// an output, and no derived key leaves its prefix, whatever a consumer makes of "..", "//" or
+// control characters; the manifest and the state record keep the source key as it is.
+func (k Keys) Segment(sourceKey string) string {
+	room := maxKeyBytes - maxSuffixBytes - max(len(k.cfg.OutputPrefix), len(k.cfg.TempPrefix)+maxRequestIDBytes+1, len(k.cfg.QuarantinePrefix))
+	if len(sourceKey) <= room && plainKey(sourceKey) {
+		return sourceKey
+	}
+	sum := sha256.Sum256([]byte(sourceKey))
+	return "_/" + hex.EncodeToString(sum[:])
+}
+
+// plainKey reports whether key can stand in derived keys unchanged (see Keys.Segment).
+func plainKey(key string) bool {
+	return cleanKey(key) && !strings.HasPrefix(key, "_/")
+}
+
+// cleanKey: valid UTF-8, no control characters, no empty, "." or ".." segment.
+func cleanKey(key string) bool {
+	if key == "" || !utf8.ValidString(key) {
+		return false
+	}
+	for _, r := range key {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return false
+		}
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
 // Final is where a rendition is published.
 func (k Keys) Final(sourceKey, name, ext string) string {
-	return k.cfg.OutputPrefix + sourceKey + "/" + name + "." + ext
+	return k.cfg.OutputPrefix + k.Segment(sourceKey) + "/" + name + "." + ext
 }
 
 // Manifest is the commit marker of a source's renditions.
 func (k Keys) Manifest(sourceKey string) string {
-	return k.cfg.OutputPrefix + sourceKey + "/manifest.json"
+	return k.cfg.OutputPrefix + k.Segment(sourceKey) + "/manifest.json"
 }
 
 // Temp is where a rendition is written before it is verified.
 func (k Keys) Temp(requestID, sourceKey, name, ext string) string {
-	return k.cfg.TempPrefix + requestID + "/" + sourceKey + "/" + name + "." + ext
+	return k.cfg.TempPrefix + requestID + "/" + k.Segment(sourceKey) + "/" + name + "." + ext
 }
 
 // Quarantine is where a rejected source is copied; its report sits beside it.
 func (k Keys) Quarantine(sourceKey string) (object, report string) {
-	return k.cfg.QuarantinePrefix + sourceKey, k.cfg.QuarantinePrefix + sourceKey + ".error.json"
+	seg := k.Segment(sourceKey)
+	return k.cfg.QuarantinePrefix + seg, k.cfg.QuarantinePrefix + seg + ".error.json"
 }
 
 // Ours reports whether bucket/key is one of sluice's own outputs (final, temp or quarantine):

@@ -113,15 +113,7 @@ func (r *rig) get(t *testing.T, bucket, key string) []byte {
 
 func (r *rig) list(t *testing.T, bucket string) []string {
 	t.Helper()
-	out, err := r.env.S3.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	for _, o := range out.Contents {
-		keys = append(keys, aws.ToString(o.Key))
-	}
-	return keys
+	return sortedKeys(listAll(t, r, bucket))
 }
 
 func (r *rig) record(t *testing.T, key string) state.Record {

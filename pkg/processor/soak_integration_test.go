@@ -26,7 +26,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/sluice-dev/sluice/pkg/faultinject"
 	"github.com/sluice-dev/sluice/pkg/processor"
@@ -430,16 +429,9 @@ func soakCheck(t *testing.T, r *rig, plan map[string]soakKind) map[state.Status]
 // listAll lists a bucket: key → ETag.
 func listAll(t *testing.T, r *rig, bucket string) map[string]string {
 	t.Helper()
-	out := map[string]string{}
-	p := s3.NewListObjectsV2Paginator(r.env.S3, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range page.Contents {
-			out[aws.ToString(o.Key)] = strings.Trim(aws.ToString(o.ETag), `"`)
-		}
+	out, err := r.env.List(context.Background(), bucket)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
