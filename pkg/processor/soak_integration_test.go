@@ -158,8 +158,12 @@ func TestSoak(t *testing.T) {
 					q.dlq = append(q.dlq, m)
 					q.mu.Unlock()
 				default:
+					// SQS brings a message back after its visibility timeout (30 min in the template);
+					// here, after an exponentially growing delay, so that a retry that found another
+					// worker's live lease does not use up its receives before that worker is done.
 					q.inflight.Add(1)
-					time.AfterFunc(time.Duration(100+rand.IntN(400))*time.Millisecond, func() { q.ch <- m })
+					delay := min(100*time.Millisecond<<m.receives, 5*time.Second)
+					time.AfterFunc(delay/2+rand.N(delay/2), func() { q.ch <- m })
 				}
 				q.inflight.Add(-1)
 			}
