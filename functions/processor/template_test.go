@@ -69,22 +69,30 @@ func TestTemplateSetsEveryVariableTheCodeReads(t *testing.T) {
 	}
 }
 
-// SAM's makefile build calls build-<LogicalId> with ARTIFACTS_DIR; it must produce bootstrap.
-func TestMakefileBuildsTheFunctionForSAM(t *testing.T) {
+// SAM's makefile build calls build-<LogicalId> with ARTIFACTS_DIR; for every function it must
+// produce bootstrap, and every function directory must be in the template.
+func TestMakefileBuildsEveryFunctionForSAM(t *testing.T) {
 	doc := loadTemplate(t)
-	if m := dig(t, doc, "Resources", "ProcessorFunction", "Metadata", "BuildMethod"); m != "makefile" {
-		t.Fatalf("BuildMethod = %v, want makefile", m)
+	fns := resources(t, doc, "AWS::Serverless::Function")
+	dirs, err := filepath.Glob(filepath.Join("..", "*", "main.go"))
+	if err != nil || len(dirs) != len(fns) {
+		t.Fatalf("%d function directories (%v), %d functions in the template", len(dirs), err, len(fns))
 	}
-	if testing.Short() {
-		t.Skip("builds the arm64 binary")
-	}
-	dir := t.TempDir()
-	cmd := exec.Command("make", "-s", "-C", filepath.Join("..", ".."), "build-ProcessorFunction", "ARTIFACTS_DIR="+dir)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make build-ProcessorFunction: %v\n%s", err, out)
-	}
-	if st, err := os.Stat(filepath.Join(dir, "bootstrap")); err != nil || st.Size() == 0 {
-		t.Fatalf("no bootstrap in ARTIFACTS_DIR: %v", err)
+	for id, fn := range fns {
+		if m := dig(t, fn, "Metadata", "BuildMethod"); m != "makefile" {
+			t.Errorf("%s: BuildMethod = %v, want makefile", id, m)
+		}
+		if testing.Short() {
+			continue // builds the arm64 binaries
+		}
+		dir := t.TempDir()
+		cmd := exec.Command("make", "-s", "-C", filepath.Join("..", ".."), "build-"+id, "ARTIFACTS_DIR="+dir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make build-%s: %v\n%s", id, err, out)
+		}
+		if st, err := os.Stat(filepath.Join(dir, "bootstrap")); err != nil || st.Size() == 0 {
+			t.Fatalf("%s: no bootstrap in ARTIFACTS_DIR: %v", id, err)
+		}
 	}
 }
 
