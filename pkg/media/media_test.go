@@ -168,6 +168,17 @@ func FuzzInspectDecode(f *testing.F) {
 	for _, data := range samples(f) {
 		f.Add(data)
 	}
+	for _, data := range bombs(f) {
+		f.Add(data)
+	}
+	// The repository's small sample files, good and bad (the 2 MB photo would only slow fuzzing).
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "images", "*", "*"))
+	more, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "images", "*.*"))
+	for _, file := range append(files, more...) {
+		if data, err := os.ReadFile(file); err == nil && len(data) <= 256<<10 {
+			f.Add(data)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		info, err := media.Inspect(data, media.Limits{MaxBytes: 1 << 20, MaxPixels: 1 << 20})
 		if err != nil {
@@ -192,7 +203,7 @@ func FuzzInspectDecode(f *testing.F) {
 
 // bombs are small files whose headers claim huge images: a decoder that believed them would
 // allocate gigabytes.
-func bombs(t *testing.T) map[string][]byte {
+func bombs(t testing.TB) map[string][]byte {
 	t.Helper()
 	png, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", "bad", "bomb.png"))
 	if err != nil {
