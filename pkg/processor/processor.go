@@ -193,6 +193,9 @@ func (k Keys) candidates(rc recipe.Recipe, key func(name, ext string) string) []
 	return out
 }
 
+// RecipeVersion identifies the recipe (and watermark) this processor renders with.
+func (p *Processor) RecipeVersion() string { return p.recipeVersion }
+
 // Keys returns the processor's key scheme.
 func (p *Processor) Keys() Keys { return Keys{cfg: p.cfg} }
 
@@ -382,6 +385,15 @@ func (r *run) do(res *Result, src storage.Object) {
 		return
 	}
 	r.cleanAbandoned()
+	if h := r.rec.History; len(h) > 0 && h[len(h)-1].From == state.Quarantined {
+		// A redriven file that was quarantined now succeeds: its quarantine copy is stale.
+		object, report := r.p.Keys().Quarantine(src.Key)
+		for _, k := range []string{object, report} {
+			if err := r.p.objects.Delete(context.WithoutCancel(r.ctx), r.p.cfg.QuarantineBucket, k); err != nil {
+				r.log.Warn("stale quarantine copy not deleted", "quarantine_key", k, "err", err)
+			}
+		}
+	}
 	r.rec.Outputs, r.rec.ManifestKey = outputs, manifestKey
 	r.rec.DurationMS = now.Sub(r.rec.UpdatedAt).Milliseconds()
 	if _, err := r.p.states.Finish(r.ctx, r.rec, state.Succeeded, "", now); err != nil {
@@ -444,7 +456,7 @@ func (r *run) claim(src storage.Object) (state.Verdict, state.Record, error) {
 		ObjectVersion: contentVersion(src), ObjectETag: src.ETag, ObjectSize: src.Size,
 		Sequencer: r.ev.Sequencer, RecipeVersion: r.p.recipeVersion,
 		RequestID: r.requestID, Token: newToken(),
-		LeaseUntil: lease, MaxAttempts: r.p.cfg.MaxAttempts,
+		LeaseUntil: lease, MaxAttempts: r.p.cfg.MaxAttempts, Redrive: r.ev.Redrive,
 	}
 	var (
 		verdict state.Verdict

@@ -17,6 +17,10 @@ type ClaimRequest struct {
 	Token         string // unique to this claim
 	LeaseUntil    time.Time
 	MaxAttempts   int
+	// Redrive: an operator asks for the object to be processed again even though this content
+	// and recipe already ended (SUCCEEDED, QUARANTINED, or FAILED past the attempt limit). A
+	// live lease still wins; attempts start again from one.
+	Redrive bool
 }
 
 // Verdict is what Decide concludes.
@@ -67,8 +71,9 @@ func Decide(prev *Record, req ClaimRequest, now time.Time) (Verdict, Record) {
 		return Stale, Record{}
 	case prev.Status == Processing && prev.LeaseExpires.After(now):
 		return Busy, Record{}
-	case !sameWork || prev.Status == Deleted:
-		// New content, a new recipe or a re-created source starts a fresh count of attempts.
+	case !sameWork || prev.Status == Deleted || req.Redrive:
+		// New content, a new recipe, a re-created source or a redrive starts a fresh count of
+		// attempts.
 		return Claim, claimed(*prev, req, 1, now)
 	case prev.Status == Succeeded || prev.Status == Quarantined:
 		return Duplicate, Record{}

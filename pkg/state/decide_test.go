@@ -53,6 +53,24 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+func TestDecideRedrive(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	req := ClaimRequest{Bucket: "b", Key: "k", ObjectVersion: "v1", RecipeVersion: "r1", RequestID: "req", Token: "t", LeaseUntil: now.Add(time.Minute), MaxAttempts: 3, Redrive: true}
+	for _, prev := range []Record{
+		{Status: Succeeded, ObjectVersion: "v1", RecipeVersion: "r1", Attempts: 1},
+		{Status: Quarantined, ObjectVersion: "v1", RecipeVersion: "r1", Attempts: 3, Reason: "max_attempts"},
+		{Status: Failed, ObjectVersion: "v1", RecipeVersion: "r1", Attempts: 3},
+	} {
+		if v, next := Decide(&prev, req, now); v != Claim || next.Attempts != 1 {
+			t.Errorf("redrive of %s: %s, attempts %d", prev.Status, v, next.Attempts)
+		}
+	}
+	live := Record{Status: Processing, ObjectVersion: "v1", RecipeVersion: "r1", LeaseExpires: now.Add(time.Second)}
+	if v, _ := Decide(&live, req, now); v != Busy {
+		t.Errorf("redrive during a live lease: %s, want busy", v)
+	}
+}
+
 func TestDecideOrdersBySequencer(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	req := ClaimRequest{Bucket: "b", Key: "k", ObjectVersion: "v2", RecipeVersion: "r1", RequestID: "req", Token: "t", LeaseUntil: now.Add(time.Minute), MaxAttempts: 3}

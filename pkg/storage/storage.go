@@ -36,6 +36,7 @@ type s3API interface {
 	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
 	CopyObject(ctx context.Context, in *s3.CopyObjectInput, optFns ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
 	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, optFns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 }
 
 // Store talks to S3.
@@ -225,6 +226,35 @@ func (s *Store) Delete(ctx context.Context, bucket, key string) error {
 	if _, err := s.api.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
 		if err = translate(err); !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("delete s3://%s/%s: %w", bucket, key, err)
+		}
+	}
+	return nil
+}
+
+// List calls f with every object under prefix in bucket (key, size, ETag, last modified; no
+// checksum or metadata: that takes a Head). Keys travel URL-encoded, so any key lists. It stops at
+// f's first error.
+func (s *Store) List(ctx context.Context, bucket, prefix string, f func(Object) error) error {
+	p := s3.NewListObjectsV2Paginator(s.api, &s3.ListObjectsV2Input{
+		Bucket: aws.String(bucket), Prefix: aws.String(prefix), EncodingType: types.EncodingTypeUrl,
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list s3://%s/%s: %w", bucket, prefix, translate(err))
+		}
+		for _, o := range page.Contents {
+			key, err := url.QueryUnescape(aws.ToString(o.Key))
+			if err != nil {
+				return fmt.Errorf("list s3://%s/%s: key %q: %w", bucket, prefix, aws.ToString(o.Key), err)
+			}
+			obj := Object{
+				Bucket: bucket, Key: key, Size: aws.ToInt64(o.Size),
+				ETag: strings.Trim(aws.ToString(o.ETag), `"`), LastModified: aws.ToTime(o.LastModified),
+			}
+			if err := f(obj); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

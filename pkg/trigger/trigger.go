@@ -44,6 +44,9 @@ type ObjectEvent struct {
 	ETag      string
 	VersionID string
 	Sequencer string
+	// Redrive asks for the object to be processed again even if its content and recipe already
+	// ended (an operator's redrive or reconcile). Never set from a parsed payload.
+	Redrive bool
 }
 
 // Message is one SQS message: its id (for batch item failures) and the events in its body, or

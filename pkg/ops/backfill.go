@@ -1,0 +1,78 @@
+package ops
+
+import (
+	"context"
+	"time"
+
+	"github.com/sluice-dev/sluice/pkg/state"
+	"github.com/sluice-dev/sluice/pkg/storage"
+	"github.com/sluice-dev/sluice/pkg/trigger"
+)
+
+// BackfillOptions chooses what a backfill processes. The dates filter on the objects' own
+// LastModified times (zero means unbounded), never on the wall clock.
+type BackfillOptions struct {
+	Bucket, Prefix string
+	From, To       time.Time // From ≤ LastModified < To
+	Concurrency    int
+}
+
+// Backfill processes every object under the prefix that is not already SUCCEEDED (or
+// QUARANTINED) for its current content and the current recipe, with opt.Concurrency workers in
+// this process. Stopping it (ctx) lets started objects finish; running it again resumes, since
+// what finished is skipped. A recipe change makes everything due again.
+func (o *Ops) Backfill(ctx context.Context, opt BackfillOptions, prog Progress) (Counts, error) {
+	var objs []storage.Object
+	err := o.objects.List(ctx, opt.Bucket, opt.Prefix, func(ob storage.Object) error {
+		if (opt.From.IsZero() || !ob.LastModified.Before(opt.From)) && (opt.To.IsZero() || ob.LastModified.Before(opt.To)) {
+			objs = append(objs, ob)
+		}
+		return nil
+	})
+	if err != nil {
+		return Counts{}, err
+	}
+	var tally Tally
+	tally.Total.Store(int64(len(objs)))
+	if prog != nil {
+		prog.SetTotal(int64(len(objs)))
+	}
+	jobs := make(chan job)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		o.runJobs(ctx, jobs, opt.Concurrency, 0, &tally, prog)
+	}()
+	recipe := o.proc.RecipeVersion()
+	var feedErr error
+feed:
+	for _, ob := range objs {
+		if ctx.Err() != nil {
+			break
+		}
+		rec, found, err := o.states.Get(ctx, state.ID(ob.Bucket, ob.Key))
+		if err != nil {
+			feedErr = err
+			break
+		}
+		if found && (rec.Status == state.Succeeded || rec.Status == state.Quarantined) &&
+			rec.ObjectETag == ob.ETag && rec.RecipeVersion == recipe {
+			tally.add(KindSkipped)
+			if prog != nil {
+				prog.Finished(KindSkipped, ob.Key, resultOf(rec))
+			}
+			continue
+		}
+		select {
+		case jobs <- job{ev: trigger.ObjectEvent{Action: trigger.Created, Name: "sluice:Backfill", Bucket: ob.Bucket, Key: ob.Key, Size: ob.Size, ETag: ob.ETag}}:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	<-done
+	if feedErr != nil {
+		return tally.Snapshot(), feedErr
+	}
+	return tally.Snapshot(), ctx.Err()
+}

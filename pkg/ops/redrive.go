@@ -1,0 +1,75 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sluice-dev/sluice/pkg/state"
+	"github.com/sluice-dev/sluice/pkg/trigger"
+)
+
+// RedriveOptions chooses the records to process again: QUARANTINED (optionally only one
+// reason) or FAILED.
+type RedriveOptions struct {
+	Status      state.Status
+	Reason      string
+	Rate        float64 // starts per second; 0 is unlimited
+	Concurrency int
+}
+
+// Redrive processes the chosen records again, as if uploaded anew (attempts start from one), at
+// most opt.Rate per second. A file that now passes (a limit was raised, a bug fixed) is
+// published and its quarantine copy removed; one that fails again is quarantined again.
+func (o *Ops) Redrive(ctx context.Context, opt RedriveOptions, prog Progress) (Counts, error) {
+	if opt.Status != state.Quarantined && opt.Status != state.Failed {
+		return Counts{}, fmt.Errorf("redrive %s: want QUARANTINED or FAILED", opt.Status)
+	}
+	var recs []state.Record
+	err := o.states.Scan(ctx, func(r state.Record) error {
+		if r.Status == opt.Status && (opt.Reason == "" || r.Reason == opt.Reason) {
+			recs = append(recs, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return Counts{}, err
+	}
+	var tally Tally
+	tally.Total.Store(int64(len(recs)))
+	if prog != nil {
+		prog.SetTotal(int64(len(recs)))
+	}
+	jobs := make(chan job)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		o.runJobs(ctx, jobs, opt.Concurrency, opt.Rate, &tally, prog)
+	}()
+feed:
+	for _, r := range recs {
+		select {
+		case jobs <- job{ev: trigger.ObjectEvent{Action: trigger.Created, Name: "sluice:Redrive", Bucket: r.Bucket, Key: r.Key, Redrive: true}}:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	<-done
+	return tally.Snapshot(), ctx.Err()
+}
+
+// ErrNoRecord is returned by Status for a key with no state record.
+var ErrNoRecord = errors.New("no state record")
+
+// Status reads one source's record, with its audit trail.
+func (o *Ops) Status(ctx context.Context, bucket, key string) (state.Record, error) {
+	rec, found, err := o.states.Get(ctx, state.ID(bucket, key))
+	if err != nil {
+		return state.Record{}, err
+	}
+	if !found {
+		return state.Record{}, fmt.Errorf("s3://%s/%s: %w", bucket, key, ErrNoRecord)
+	}
+	return rec, nil
+}
