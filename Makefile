@@ -4,7 +4,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 CACHE       := infra/local/.cache
-LOCAL       := $(CACHE)/bin/sluice-local
+SLUICE      := $(CACHE)/bin/sluice
 BUILD_DIR   ?= $(CACHE)/build
 FUNCTIONS   := $(notdir $(wildcard functions/*))
 STATICCHECK := $(CACHE)/bin/staticcheck
@@ -29,18 +29,19 @@ help:
 	@echo "make local-up    start MinIO + DynamoDB Local (env file: $(CACHE)/local.env)"
 	@echo "make local-down  stop them"
 
-# The local-stack tool is rebuilt every time (the Go build cache makes that instant).
+# The operator CLI (infra/sluice) runs the local stack too; it is rebuilt every time (the Go
+# build cache makes that instant).
 local-tool:
-	@go build -o $(LOCAL) ./infra/local
+	@go build -o $(SLUICE) ./infra/sluice
 
 local-up: local-tool
-	@$(LOCAL) up
+	@$(SLUICE) local up
 
 local-down: local-tool
-	@$(LOCAL) down
+	@$(SLUICE) local down
 
 local-status: local-tool
-	@$(LOCAL) status
+	@$(SLUICE) local status
 
 build: $(addprefix $(BUILD_DIR)/,$(addsuffix /bootstrap,$(FUNCTIONS)))
 
@@ -58,14 +59,14 @@ test-unit:
 # stack's env, reports a server that died during the run, and stops what it started.
 test: local-tool test-race
 	go vet ./...
-	$(LOCAL) exec -- env SLUICE_REQUIRE_STACK=1 go test -count=1 ./...
+	$(SLUICE) local exec -- env SLUICE_REQUIRE_STACK=1 go test -count=1 ./...
 
 test-race:
 	go test -race -count=1 $(UNIT_PKGS)
 
 # The full soak (make test runs a 100-object one): SOAK_OBJECTS=2000 make soak for more.
 soak: local-tool
-	$(LOCAL) exec -- env SLUICE_REQUIRE_STACK=1 SLUICE_SOAK_OBJECTS=$(SOAK_OBJECTS) go test -count=1 -timeout 60m -run '^TestSoak$$' -v ./pkg/processor | grep -v '^SDK '
+	$(SLUICE) local exec -- env SLUICE_REQUIRE_STACK=1 SLUICE_SOAK_OBJECTS=$(SOAK_OBJECTS) go test -count=1 -timeout 60m -run '^TestSoak$$' -v ./pkg/processor | grep -v '^SDK '
 
 $(STATICCHECK):
 	GOBIN=$(abspath $(CACHE)/bin) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -82,12 +83,12 @@ FORCE:
 # The main job, locally: real MinIO notifications → the processor's handler → renditions, state,
 # quarantine; prints a table of outcomes. The stack stays up for a look (make local-down).
 demo: local-tool
-	@$(LOCAL) demo
+	@$(SLUICE) demo
 
 # The Docker-free `sam local invoke`: make invoke EVENT=testdata/events/s3-put.json
 EVENT ?= testdata/events/s3-put.json
 invoke: local-tool
-	@$(LOCAL) invoke $(EVENT)
+	@$(SLUICE) invoke $(EVENT)
 
 .PHONY: bench
 # The image path on a real ≥ 12 MP photo (source and licence: testdata/README.md), fetched once

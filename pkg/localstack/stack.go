@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,12 +32,13 @@ func (s service) LogFile(c Config) string { return c.path("logs", s.id+".log") }
 func (s service) pidFile(c Config) string { return c.path("run", s.id+".pid") }
 
 // services lists the stack in start order: the hub first, because MinIO sends its notifications to it.
-func services(c Config, self string) []service {
+func services(c Config, hub []string) []service {
 	return []service{
 		{
 			Name: "notification hub", id: "hub", port: c.HubPort,
 			start: func() *exec.Cmd {
-				return exec.Command(self, "hub", "--dir", c.Dir, "--addr", fmt.Sprintf("%s:%d", c.Host, c.HubPort))
+				args := append(slices.Clone(hub[1:]), "--dir", c.Dir, "--addr", fmt.Sprintf("%s:%d", c.Host, c.HubPort))
+				return exec.Command(hub[0], args...)
 			},
 			probe: httpProbe(c.HubEndpoint()+"/healthz", http.StatusOK),
 		},
@@ -108,9 +110,10 @@ type Stack struct {
 	log  io.Writer
 }
 
-// New prepares a stack. self is the executable that serves the hub (`self hub ...`).
-func New(cfg Config, self string, log io.Writer) *Stack {
-	return &Stack{cfg: cfg, svcs: services(cfg, self), log: log}
+// New prepares a stack. hub is the command that serves the notification hub, without its
+// --dir and --addr flags (for the CLI: the sluice executable, "local", "hub").
+func New(cfg Config, hub []string, log io.Writer) *Stack {
+	return &Stack{cfg: cfg, svcs: services(cfg, hub), log: log}
 }
 
 // Up installs what is missing, starts every server that is not already running, waits until each
@@ -301,7 +304,7 @@ func (s *Stack) Check(ctx context.Context) error {
 
 func (s *Stack) writeEnv() error {
 	var b strings.Builder
-	b.WriteString("# Written by the local stack (infra/local); removed by `make local-down`.\n")
+	b.WriteString("# Written by the local stack (sluice local up); removed by `make local-down`.\n")
 	for _, kv := range s.cfg.Env() {
 		fmt.Fprintf(&b, "%s=%s\n", kv[0], kv[1])
 	}

@@ -1,4 +1,4 @@
-// Package testenv connects integration tests to the local stack (infra/local) and gives each test
+// Package testenv connects integration tests to the local stack (sluice local) and gives each test
 // its own bucket and table, removed when the test ends.
 //
 // When SLUICE_REQUIRE_STACK=1 (set by `make test`), a missing or dead stack fails the test with a

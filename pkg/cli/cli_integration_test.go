@@ -1,0 +1,105 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/creack/pty"
+
+	"github.com/sluice-dev/sluice/pkg/state"
+	"github.com/sluice-dev/sluice/pkg/testenv"
+)
+
+// buildCLI builds infra/sluice once per test binary.
+func buildCLI(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sluice")
+	cmd := exec.Command("go", "build", "-o", bin, "../../infra/sluice")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func jpegBytes(t *testing.T, w, h int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, image.NewGray(image.Rect(0, 0, w, h)), nil); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// ansi matches terminal escape sequences.
+var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
+
+// The backfill's live progress bar, checked in a real terminal (a pty): it shows the counters,
+// the rate and the ETA, redraws in place, and the run ends with the counts table.
+func TestBackfillProgressBarInATerminal(t *testing.T) {
+	env := testenv.Open(t)
+	staging, output, quar := env.Bucket(t), env.Bucket(t), env.Bucket(t)
+	table := env.Table(t, state.TableDefinition)
+	const n = 6
+	for i := range n {
+		key := fmt.Sprintf("uploads/tty/%d.jpg", i)
+		if _, err := env.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(staging), Key: aws.String(key), Body: bytes.NewReader(jpegBytes(t, 400+i, 300))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(buildCLI(t), "backfill", "--staging-bucket", staging, "--table", table,
+		"--output-bucket", output, "--quarantine-bucket", quar, "--concurrency", "1")
+	cmd.Env = os.Environ()
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 160})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(&out, tty)
+		done <- err
+	}()
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- cmd.Wait() }()
+	select {
+	case err := <-waitErr:
+		if err != nil {
+			t.Fatalf("sluice backfill: %v\n%s", err, out.String())
+		}
+	case <-time.After(2 * time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatalf("sluice backfill did not finish\n%s", out.String())
+	}
+	if err := <-done; err != nil && !errors.Is(err, syscall.EIO) { // EIO: the terminal closed
+		t.Fatal(err)
+	}
+	raw := out.String()
+	plain := ansi.ReplaceAllString(raw, "")
+	for _, want := range []string{"backfill", fmt.Sprintf("%d/%d", n, n), fmt.Sprintf("done %d", n), "skipped 0", "/s", "ETA"} {
+		if !strings.Contains(plain, want) {
+			t.Errorf("the terminal output lacks %q:\n%s", want, plain)
+		}
+	}
+	if !ansi.MatchString(raw) {
+		t.Error("no escape sequences: the bar did not redraw in place")
+	}
+	if !regexp.MustCompile(`done\s+│\s+` + fmt.Sprint(n) + `\s+│`).MatchString(plain) {
+		t.Errorf("no final table with done = %d:\n%s", n, plain)
+	}
+}

@@ -1,0 +1,279 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-dev/sluice/pkg/ops"
+	"github.com/sluice-dev/sluice/pkg/state"
+)
+
+func backfillCmd(tg *target, stdio IO) *cobra.Command {
+	var (
+		bucket, prefix, from, to string
+		concurrency              int
+	)
+	cmd := &cobra.Command{
+		Use:   "backfill",
+		Short: "Process every upload under a prefix that is not done for its content and the current recipe",
+		Long: `backfill lists the objects under --prefix (default: the upload prefix), keeps those whose own
+LastModified falls in [--from, --to), skips those already SUCCEEDED or QUARANTINED for their current
+content and the current recipe, and processes the rest in this process with --concurrency workers.
+Ctrl-C stops it cleanly; the same command resumes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opt := ops.BackfillOptions{Concurrency: concurrency}
+			var err error
+			if opt.From, err = parseDate("--from", from); err != nil {
+				return err
+			}
+			if opt.To, err = parseDate("--to", to); err != nil {
+				return err
+			}
+			d, err := open(cmd.Context(), *tg, stdio)
+			if err != nil {
+				return err
+			}
+			opt.Bucket, opt.Prefix = orDefault(bucket, d.tg.staging), orDefault(prefix, d.tg.prefix)
+			return withProgress(stdio, "backfill", func(p ops.Progress) (ops.Counts, error) {
+				return d.ops.Backfill(cmd.Context(), opt, p)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&bucket, "bucket", "", "the bucket to list (default: the staging bucket)")
+	f.StringVar(&prefix, "prefix", "", "the key prefix to list (default: the upload prefix)")
+	f.StringVar(&from, "from", "", "only objects last modified at or after this date (2006-01-02 or RFC 3339)")
+	f.StringVar(&to, "to", "", "only objects last modified before this date")
+	f.IntVar(&concurrency, "concurrency", 4, "objects processed at once")
+	return cmd
+}
+
+// parseDate reads a date or an RFC 3339 time; "" is no bound.
+func parseDate(flag, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%s %q: want 2006-01-02 or an RFC 3339 time", flag, v)
+}
+
+func statusCmd(tg *target, stdio IO) *cobra.Command {
+	var summary, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [KEY]",
+		Short: "One upload's state, outputs, reason and audit trail; or --summary: counts by status and reason",
+		Args: func(_ *cobra.Command, args []string) error {
+			if summary != (len(args) == 0) {
+				return errors.New("want a KEY, or --summary")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := open(cmd.Context(), *tg, stdio)
+			if err != nil {
+				return err
+			}
+			if summary {
+				r, err := d.ops.Report(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(stdio.Out, r)
+				}
+				return r.Write(stdio.Out, ops.FormatTable)
+			}
+			rec, err := d.ops.Status(cmd.Context(), d.tg.staging, args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(stdio.Out, rec)
+			}
+			return writeRecord(stdio.Out, rec)
+		},
+	}
+	cmd.Flags().BoolVar(&summary, "summary", false, "counts by status and reason")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func writeRecord(w io.Writer, rec state.Record) error {
+	rows := [][]string{
+		{"source", "s3://" + rec.Bucket + "/" + rec.Key},
+		{"status", string(rec.Status)},
+		{"content", rec.ObjectVersion},
+		{"recipe", rec.RecipeVersion},
+		{"attempts", strconv.Itoa(rec.Attempts)},
+	}
+	if rec.Reason != "" {
+		rows = append(rows, []string{"reason", rec.Reason + ": " + rec.Message})
+	}
+	if rec.LastError != "" {
+		rows = append(rows, []string{"last error", rec.LastError})
+	}
+	if rec.ManifestKey != "" {
+		rows = append(rows, []string{"manifest", rec.ManifestKey})
+	}
+	for _, o := range rec.Outputs {
+		rows = append(rows, []string{"output " + o.Name, fmt.Sprintf("%s (%dx%d %s, %d bytes, sha256 %.12s…)", o.Key, o.Width, o.Height, o.Format, o.Size, o.SHA256)})
+	}
+	if err := table(w, []string{"field", "value"}, rows); err != nil {
+		return err
+	}
+	var trail [][]string
+	for _, h := range rec.History {
+		trail = append(trail, []string{h.At.UTC().Format(time.RFC3339), h.RequestID, string(h.From) + " → " + string(h.To), h.Reason})
+	}
+	return table(w, []string{"at", "request", "transition", "reason"}, trail)
+}
+
+func table(w io.Writer, header []string, rows [][]string) error {
+	t := tablewriter.NewWriter(w)
+	h := make([]any, len(header))
+	for i, v := range header {
+		h[i] = v
+	}
+	t.Header(h...)
+	if err := t.Bulk(rows); err != nil {
+		return err
+	}
+	return t.Render()
+}
+
+func writeCounts(w io.Writer, name string, c ops.Counts, took time.Duration) error {
+	return table(w, []string{name, "objects"}, [][]string{
+		{"listed", strconv.FormatInt(c.Total, 10)},
+		{"done", strconv.FormatInt(c.Done, 10)},
+		{"skipped", strconv.FormatInt(c.Skipped, 10)},
+		{"quarantined", strconv.FormatInt(c.Quarantined, 10)},
+		{"failed", strconv.FormatInt(c.Failed, 10)},
+		{"time", took.Round(time.Millisecond).String()},
+	})
+}
+
+func reconcileCmd(tg *target, stdio IO) *cobra.Command {
+	var (
+		fix, asJSON bool
+		concurrency int
+	)
+	cmd := &cobra.Command{
+		Use:   "reconcile",
+		Short: "Compare uploads, state records and outputs; list every inconsistency, and repair them with --fix",
+		Long: `reconcile lists: uploads never processed; PROCESSING records whose lease expired (stuck); FAILED
+records waiting for a retry; SUCCEEDED records with an output missing or with the wrong checksum;
+records whose upload is gone; outputs no record lists (orphaned). --fix processes again what can be
+processed, removes the outputs of uploads that are gone, and deletes orphaned outputs.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := open(cmd.Context(), *tg, stdio)
+			if err != nil {
+				return err
+			}
+			findings, err := d.ops.Reconcile(cmd.Context(), d.tg.staging, d.tg.prefix)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := printJSON(stdio.Out, findings); err != nil {
+					return err
+				}
+			} else {
+				rows := make([][]string, 0, len(findings))
+				for _, f := range findings {
+					rows = append(rows, []string{string(f.Kind), f.Key, f.Detail})
+				}
+				if err := table(stdio.Out, []string{"kind", "key", "detail"}, rows); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdio.Err, "%d inconsistencies\n", len(findings))
+			}
+			if !fix || len(findings) == 0 {
+				return nil
+			}
+			return withProgress(stdio, "fix", func(p ops.Progress) (ops.Counts, error) {
+				return d.ops.Fix(cmd.Context(), findings, concurrency, p)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&fix, "fix", false, "repair what can be repaired")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the findings as JSON")
+	cmd.Flags().IntVar(&concurrency, "concurrency", 4, "objects repaired at once")
+	return cmd
+}
+
+func redriveCmd(tg *target, stdio IO) *cobra.Command {
+	var (
+		quarantined, failed bool
+		reason              string
+		rate                float64
+		concurrency         int
+	)
+	cmd := &cobra.Command{
+		Use:   "redrive (--quarantined [--reason R] | --failed)",
+		Short: "Process quarantined or failed files again (after a fix or a limit change), rate-limited",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opt := ops.RedriveOptions{Reason: reason, Rate: rate, Concurrency: concurrency}
+			switch {
+			case quarantined && !failed:
+				opt.Status = state.Quarantined
+			case failed && !quarantined && reason == "":
+				opt.Status = state.Failed
+			default:
+				return errors.New("want --quarantined [--reason R], or --failed")
+			}
+			d, err := open(cmd.Context(), *tg, stdio)
+			if err != nil {
+				return err
+			}
+			return withProgress(stdio, "redrive", func(p ops.Progress) (ops.Counts, error) {
+				return d.ops.Redrive(cmd.Context(), opt, p)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&quarantined, "quarantined", false, "redrive QUARANTINED files")
+	f.StringVar(&reason, "reason", "", "only those quarantined with this reason (too_many_pixels, max_attempts, ...)")
+	f.BoolVar(&failed, "failed", false, "redrive FAILED files")
+	f.Float64Var(&rate, "rate", 10, "files started per second (0: no limit)")
+	f.IntVar(&concurrency, "concurrency", 4, "files processed at once")
+	return cmd
+}
+
+func reportCmd(tg *target, stdio IO) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "report",
+		Short: "The run summary: totals by status, success rate, top quarantine reasons, p50/p95 durations",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != ops.FormatTable && format != ops.FormatJSON && format != ops.FormatCSV {
+				return fmt.Errorf("--format %q: want %s", format, strings.Join([]string{ops.FormatTable, ops.FormatJSON, ops.FormatCSV}, ", "))
+			}
+			d, err := open(cmd.Context(), *tg, stdio)
+			if err != nil {
+				return err
+			}
+			r, err := d.ops.Report(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return r.Write(stdio.Out, format)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", ops.FormatTable, "table, json or csv")
+	return cmd
+}
