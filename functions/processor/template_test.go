@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluice-dev/sluice/pkg/processor"
+	"github.com/sluice-dev/sluice/pkg/reconciler"
 )
 
 // loadTemplate parses template.yaml; CloudFormation's short tags (!Ref, !Sub, ...) parse as
@@ -45,27 +46,37 @@ func dig(t *testing.T, v any, path ...string) any {
 	return v
 }
 
-// The variables the template sets are exactly those the processor reads.
+// The variables the template sets for each function are exactly those its code reads.
 func TestTemplateSetsEveryVariableTheCodeReads(t *testing.T) {
 	doc := loadTemplate(t)
-	vars := dig(t, doc, "Resources", "ProcessorFunction", "Properties", "Environment", "Variables").(map[string]any)
-	read := map[string]bool{"AWS_ENDPOINT_URL_S3": true, "AWS_ENDPOINT_URL_DYNAMODB": true} // read by the SDK and awsclient
-	_, _ = processor.LoadConfig(func(k string) string { read[k] = true; return "" })
-	var missing, unused []string
-	for k := range read {
-		if _, ok := vars[k]; !ok {
-			missing = append(missing, k)
-		}
+	loaders := map[string]func(func(string) string){
+		"ProcessorFunction":  func(g func(string) string) { _, _ = processor.LoadConfig(g) },
+		"ReconcilerFunction": func(g func(string) string) { _, _ = reconciler.LoadConfig(g) },
 	}
-	for k := range vars {
-		if !read[k] {
-			unused = append(unused, k)
-		}
+	fns := resources(t, doc, "AWS::Serverless::Function")
+	if len(fns) != len(loaders) {
+		t.Fatalf("%d functions in the template, %d known here: add the new one's configuration loader", len(fns), len(loaders))
 	}
-	sort.Strings(missing)
-	sort.Strings(unused)
-	if len(missing)+len(unused) > 0 {
-		t.Fatalf("template.yaml ProcessorFunction variables: missing %v, unused %v", missing, unused)
+	for id, load := range loaders {
+		vars := dig(t, fns[id], "Properties", "Environment", "Variables").(map[string]any)
+		read := map[string]bool{"AWS_ENDPOINT_URL_S3": true, "AWS_ENDPOINT_URL_DYNAMODB": true} // read by the SDK and awsclient
+		load(func(k string) string { read[k] = true; return "" })
+		var missing, unused []string
+		for k := range read {
+			if _, ok := vars[k]; !ok {
+				missing = append(missing, k)
+			}
+		}
+		for k := range vars {
+			if !read[k] {
+				unused = append(unused, k)
+			}
+		}
+		sort.Strings(missing)
+		sort.Strings(unused)
+		if len(missing)+len(unused) > 0 {
+			t.Errorf("template.yaml %s variables: missing %v, unused %v", id, missing, unused)
+		}
 	}
 }
 

@@ -204,7 +204,7 @@ processed, removes the outputs of uploads that are gone, and deletes orphaned ou
 				return nil
 			}
 			return withProgress(stdio, "fix", func(p ops.Progress) (ops.Counts, error) {
-				return d.ops.Fix(cmd.Context(), findings, concurrency, p)
+				return d.ops.Fix(cmd.Context(), findings, ops.FixOptions{Concurrency: concurrency, Force: true}, p)
 			})
 		},
 	}

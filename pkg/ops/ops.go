@@ -158,8 +158,13 @@ func (o *Ops) runJobs(ctx context.Context, in <-chan job, n int, rate float64, t
 							return
 						}
 					}
-					// Finish what was started even if the operator stops the run.
-					ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Timeout)
+					// Finish what was started even if the operator stops the run, but not past the
+					// run's own deadline (a Lambda's), which the claim's lease then follows.
+					deadline := o.now().Add(o.Timeout)
+					if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+						deadline = dl
+					}
+					ictx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 					res := o.proc.Process(ictx, fmt.Sprintf("ops-%d-%d", o.now().UnixNano(), seq.Add(1)), j.ev)
 					cancel()
 					k := kindOf(res.Outcome)

@@ -289,7 +289,7 @@ func TestReconcileFindsAndFixesEachInconsistency(t *testing.T) {
 		}
 	}
 
-	c, err := r.ops.Fix(ctx, findings, 2, nil)
+	c, err := r.ops.Fix(ctx, findings, ops.FixOptions{Concurrency: 2}, nil)
 	if err != nil || c.Failed != 0 || c.Done != int64(len(want)) {
 		t.Fatalf("fix: %+v %v", c, err)
 	}

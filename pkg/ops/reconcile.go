@@ -128,10 +128,22 @@ func (o *Ops) Reconcile(ctx context.Context, bucket, prefix string) ([]Finding, 
 	return found, nil
 }
 
+// FixOptions says how Fix works.
+type FixOptions struct {
+	Concurrency int
+	// Force redrives never processed, stuck and failed files too (attempts start again from
+	// one), as an operator asking for it means. Without it they are processed as a delivery
+	// would, so a file that keeps failing still ends at MAX_ATTEMPTS: what a scheduled,
+	// unattended reconciler needs. Missing or corrupt outputs are always redriven (the record
+	// says the work is done).
+	Force bool
+}
+
 // Fix repairs what Reconcile found: it processes again what was never processed, stuck, failed
-// or lost an output (forcing the work where the record says it is done), lets the processor
-// remove the outputs of uploads that are gone, and deletes orphaned outputs.
-func (o *Ops) Fix(ctx context.Context, findings []Finding, concurrency int, prog Progress) (Counts, error) {
+// or lost an output, lets the processor remove the outputs of uploads that are gone, and deletes
+// orphaned outputs.
+func (o *Ops) Fix(ctx context.Context, findings []Finding, opt FixOptions, prog Progress) (Counts, error) {
+	concurrency := opt.Concurrency
 	var tally Tally
 	tally.Total.Store(int64(len(findings)))
 	if prog != nil {
@@ -162,7 +174,8 @@ feed:
 		case SourceMissing:
 			ev = trigger.ObjectEvent{Action: trigger.Removed, Name: "sluice:Reconcile", Bucket: f.Bucket, Key: f.Key}
 		default:
-			ev = trigger.ObjectEvent{Action: trigger.Created, Name: "sluice:Reconcile", Bucket: f.Bucket, Key: f.Key, Redrive: true}
+			force := opt.Force || f.Kind == OutputMissing || f.Kind == OutputCorrupt
+			ev = trigger.ObjectEvent{Action: trigger.Created, Name: "sluice:Reconcile", Bucket: f.Bucket, Key: f.Key, Redrive: force}
 		}
 		select {
 		case jobs <- job{ev: ev}:
