@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-dev/sluice/pkg/metrics"
 	"github.com/sluice-dev/sluice/pkg/ops"
 	"github.com/sluice-dev/sluice/pkg/processor"
+	"github.com/sluice-dev/sluice/pkg/queue"
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/storage"
 )
@@ -85,10 +86,11 @@ func envOr(name, def string) string {
 
 // deployment is a built processor and the operator commands on it.
 type deployment struct {
-	cfg  processor.Config
-	ops  *ops.Ops
-	proc *processor.Processor
-	tg   target
+	cfg   processor.Config
+	ops   *ops.Ops
+	proc  *processor.Processor
+	tg    target
+	queue *queue.Queue
 }
 
 // open connects to the target: with --local, the local stack (which must be up) with the
@@ -149,7 +151,7 @@ func open(ctx context.Context, tg target, stdio IO) (*deployment, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &deployment{cfg: cfg, proc: proc, tg: tg,
+	return &deployment{cfg: cfg, proc: proc, tg: tg, queue: queue.New(awsclient.SQS(awsCfg)),
 		ops: ops.New(cfg, storage.New(s3c), state.New(ddb, cfg.StateTable, cfg.StateTTL), proc)}, nil
 }
 

@@ -103,3 +103,26 @@ func TestBackfillProgressBarInATerminal(t *testing.T) {
 		t.Errorf("no final table with done = %d:\n%s", n, plain)
 	}
 }
+
+// redrive --dlq moves every dead letter back to the processing queue, through the real SDK
+// configured from the environment (SQS has no local server here: a protocol fake stands in).
+func TestRedriveDLQMovesDeadLettersBack(t *testing.T) {
+	fake := testenv.NewSQS(t)
+	main, dlq := fake.Queue("processing"), fake.Queue("dead-letters")
+	for i := range 7 {
+		fake.Put(dlq, fmt.Sprintf(`{"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"uploads/%d.jpg"}}}]}`, i))
+	}
+	cmd := exec.Command(buildCLI(t), "redrive", "--dlq", "--queue-url", main, "--dlq-url", dlq, "--rate", "0")
+	cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL_SQS="+strings.Split(main, "/123456789012/")[0],
+		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sluice redrive --dlq: %v\n%s", err, out)
+	}
+	if got := len(fake.Bodies(main)); got != 7 || len(fake.Bodies(dlq)) != 0 {
+		t.Fatalf("main holds %d, dlq %d; output:\n%s", got, len(fake.Bodies(dlq)), out)
+	}
+	if !regexp.MustCompile(`done\s+│\s+7\s+│`).Match(out) {
+		t.Errorf("no counts table with done = 7:\n%s", out)
+	}
+}

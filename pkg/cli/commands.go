@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -11,14 +13,39 @@ import (
 	"github.com/olekukonko/tablewriter"
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-dev/sluice/pkg/awsclient"
 	"github.com/sluice-dev/sluice/pkg/ops"
+	"github.com/sluice-dev/sluice/pkg/processor"
+	"github.com/sluice-dev/sluice/pkg/queue"
 	"github.com/sluice-dev/sluice/pkg/state"
 )
 
+// redriveDLQ moves dead letters back to the processing queue, with progress. It needs only SQS:
+// no processor is built.
+func redriveDLQ(ctx context.Context, stdio IO, dlqURL, queueURL string, rate float64) error {
+	awsCfg, err := awsclient.Load(ctx)
+	if err != nil {
+		return err
+	}
+	q := queue.New(awsclient.SQS(awsCfg))
+	return withProgress(stdio, "redrive-dlq", func(p ops.Progress) (ops.Counts, error) {
+		var c ops.Counts
+		if n, err := q.Depth(ctx, dlqURL); err == nil {
+			c.Total = n
+			p.SetTotal(n)
+		}
+		err := q.Move(ctx, dlqURL, queueURL, rate, func() {
+			c.Done++
+			p.Finished(ops.KindDone, "", processor.Result{Detail: "moved back to the queue"})
+		})
+		return c, err
+	})
+}
+
 func backfillCmd(tg *target, stdio IO) *cobra.Command {
 	var (
-		bucket, prefix, from, to string
-		concurrency              int
+		bucket, prefix, from, to, via, queueURL string
+		concurrency                             int
 	)
 	cmd := &cobra.Command{
 		Use:   "backfill",
@@ -42,6 +69,16 @@ Ctrl-C stops it cleanly; the same command resumes.`,
 				return err
 			}
 			opt.Bucket, opt.Prefix = orDefault(bucket, d.tg.staging), orDefault(prefix, d.tg.prefix)
+			switch via {
+			case "local":
+			case "queue":
+				if queueURL == "" {
+					return errors.New("--via queue needs --queue-url (or QUEUE_URL): the stack's UploadQueue output")
+				}
+				opt.Via = queue.Target{Queue: d.queue, URL: queueURL}
+			default:
+				return fmt.Errorf("--via %q: want local or queue", via)
+			}
 			return withProgress(stdio, "backfill", func(p ops.Progress) (ops.Counts, error) {
 				return d.ops.Backfill(cmd.Context(), opt, p)
 			})
@@ -53,6 +90,8 @@ Ctrl-C stops it cleanly; the same command resumes.`,
 	f.StringVar(&from, "from", "", "only objects last modified at or after this date (2006-01-02 or RFC 3339)")
 	f.StringVar(&to, "to", "", "only objects last modified before this date")
 	f.IntVar(&concurrency, "concurrency", 4, "objects processed at once")
+	f.StringVar(&via, "via", "local", "local: process here; queue: send S3-shaped messages to the deployed processor's queue")
+	f.StringVar(&queueURL, "queue-url", os.Getenv("QUEUE_URL"), "the processing queue, for --via queue (env QUEUE_URL)")
 	return cmd
 }
 
@@ -216,17 +255,26 @@ processed, removes the outputs of uploads that are gone, and deletes orphaned ou
 
 func redriveCmd(tg *target, stdio IO) *cobra.Command {
 	var (
-		quarantined, failed bool
-		reason              string
-		rate                float64
-		concurrency         int
+		quarantined, failed, dlq bool
+		reason, queueURL, dlqURL string
+		rate                     float64
+		concurrency              int
 	)
 	cmd := &cobra.Command{
-		Use:   "redrive (--quarantined [--reason R] | --failed)",
-		Short: "Process quarantined or failed files again (after a fix or a limit change), rate-limited",
+		Use:   "redrive (--quarantined [--reason R] | --failed | --dlq)",
+		Short: "Process quarantined or failed files again (after a fix or a limit change), or move dead letters back to the queue; rate-limited",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opt := ops.RedriveOptions{Reason: reason, Rate: rate, Concurrency: concurrency}
+			if dlq {
+				if quarantined || failed || reason != "" {
+					return errors.New("--dlq goes alone: dead letters are events, not records")
+				}
+				if queueURL == "" || dlqURL == "" {
+					return errors.New("--dlq needs --queue-url and --dlq-url (or QUEUE_URL and DLQ_URL): the stack's outputs")
+				}
+				return redriveDLQ(cmd.Context(), stdio, dlqURL, queueURL, rate)
+			}
 			switch {
 			case quarantined && !failed:
 				opt.Status = state.Quarantined
@@ -248,7 +296,10 @@ func redriveCmd(tg *target, stdio IO) *cobra.Command {
 	f.BoolVar(&quarantined, "quarantined", false, "redrive QUARANTINED files")
 	f.StringVar(&reason, "reason", "", "only those quarantined with this reason (too_many_pixels, max_attempts, ...)")
 	f.BoolVar(&failed, "failed", false, "redrive FAILED files")
-	f.Float64Var(&rate, "rate", 10, "files started per second (0: no limit)")
+	f.BoolVar(&dlq, "dlq", false, "move the dead-letter queue's messages back to the processing queue")
+	f.StringVar(&queueURL, "queue-url", os.Getenv("QUEUE_URL"), "the processing queue (env QUEUE_URL)")
+	f.StringVar(&dlqURL, "dlq-url", os.Getenv("DLQ_URL"), "the dead-letter queue (env DLQ_URL)")
+	f.Float64Var(&rate, "rate", 10, "files (or messages) started per second (0: no limit)")
 	f.IntVar(&concurrency, "concurrency", 4, "files processed at once")
 	return cmd
 }

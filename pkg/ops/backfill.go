@@ -2,8 +2,10 @@ package ops
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/storage"
 	"github.com/sluice-dev/sluice/pkg/trigger"
@@ -15,6 +17,14 @@ type BackfillOptions struct {
 	Bucket, Prefix string
 	From, To       time.Time // From ≤ LastModified < To
 	Concurrency    int
+	// Via, when set, sends each due object to the deployed processor's queue (an S3-shaped
+	// message) instead of processing it here; sent objects count as done.
+	Via Sender
+}
+
+// Sender hands object events to the deployed processor (queue.Target does, through SQS).
+type Sender interface {
+	SendEvents(ctx context.Context, evs []trigger.ObjectEvent, sent func()) error
 }
 
 // Backfill processes every object under the prefix that is not already SUCCEEDED (or
@@ -33,6 +43,7 @@ func (o *Ops) Backfill(ctx context.Context, opt BackfillOptions, prog Progress) 
 		return Counts{}, err
 	}
 	var tally Tally
+	feedErrs := make(chan error, 1)
 	tally.Total.Store(int64(len(objs)))
 	if prog != nil {
 		prog.SetTotal(int64(len(objs)))
@@ -41,7 +52,13 @@ func (o *Ops) Backfill(ctx context.Context, opt BackfillOptions, prog Progress) 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		o.runJobs(ctx, jobs, opt.Concurrency, 0, &tally, prog)
+		if opt.Via == nil {
+			o.runJobs(ctx, jobs, opt.Concurrency, 0, &tally, prog)
+			return
+		}
+		if err := o.sendJobs(ctx, jobs, opt.Via, &tally, prog); err != nil {
+			feedErrs <- err
+		}
 	}()
 	recipe := o.proc.RecipeVersion()
 	var feedErr error
@@ -71,8 +88,41 @@ feed:
 	}
 	close(jobs)
 	<-done
+	select {
+	case err := <-feedErrs:
+		feedErr = errors.Join(feedErr, err)
+	default:
+	}
 	if feedErr != nil {
 		return tally.Snapshot(), feedErr
 	}
 	return tally.Snapshot(), ctx.Err()
+}
+
+// sendJobs sends jobs to the deployed processor in batches of ten. After a failed send it
+// drains the rest of the jobs and returns the error.
+func (o *Ops) sendJobs(ctx context.Context, in <-chan job, via Sender, tally *Tally, prog Progress) error {
+	var (
+		batch  []trigger.ObjectEvent
+		failed error
+	)
+	sent := func() {
+		tally.add(KindDone)
+		if prog != nil {
+			prog.Finished(KindDone, "", processor.Result{Detail: "sent to the queue"})
+		}
+	}
+	flush := func() {
+		if len(batch) > 0 && failed == nil {
+			failed = via.SendEvents(ctx, batch, sent)
+		}
+		batch = batch[:0]
+	}
+	for j := range in {
+		if batch = append(batch, j.ev); len(batch) == 10 {
+			flush()
+		}
+	}
+	flush()
+	return failed
 }

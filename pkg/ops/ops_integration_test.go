@@ -3,6 +3,7 @@ package ops_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/jpeg"
@@ -12,12 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/sluice-dev/sluice/pkg/metrics"
 	"github.com/sluice-dev/sluice/pkg/ops"
 	"github.com/sluice-dev/sluice/pkg/processor"
+	"github.com/sluice-dev/sluice/pkg/queue"
 	"github.com/sluice-dev/sluice/pkg/recipe"
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/storage"
@@ -303,4 +307,37 @@ func TestReconcileFindsAndFixesEachInconsistency(t *testing.T) {
 
 func (r *rig) event(key string) trigger.ObjectEvent {
 	return trigger.ObjectEvent{Action: trigger.Created, Name: "ObjectCreated:Put", Bucket: r.staging, Key: key}
+}
+
+// A backfill through the queue sends one S3-shaped message per due object; the deployed
+// processor, fed those messages as an SQS batch, processes each; the next backfill sends nothing.
+func TestBackfillThroughTheQueue(t *testing.T) {
+	r := newRig(t)
+	for i := range 4 {
+		r.upload(t, fmt.Sprintf("uploads/q/%d.jpg", i), photo(t, 160, 120))
+	}
+	fake := testenv.NewSQS(t)
+	url := fake.Queue("processing")
+	opt := ops.BackfillOptions{Bucket: r.staging, Prefix: "uploads/q/", Via: queue.Target{Queue: queue.New(fake.Client()), URL: url}}
+	c, err := r.ops.Backfill(context.Background(), opt, nil)
+	if err != nil || c.Done != 4 || len(fake.Bodies(url)) != 4 {
+		t.Fatalf("backfill via the queue: %+v %v; %d messages", c, err, len(fake.Bodies(url)))
+	}
+	var records []map[string]string
+	for i, body := range fake.Bodies(url) {
+		records = append(records, map[string]string{"messageId": fmt.Sprint("m", i), "eventSource": "aws:sqs", "body": body})
+	}
+	batch, _ := json.Marshal(map[string]any{"Records": records})
+	out, err := r.proc.Handle(lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-q"}), batch)
+	if err != nil || len(out.(events.SQSEventResponse).BatchItemFailures) != 0 {
+		t.Fatalf("the processor on the sent batch: %+v %v", out, err)
+	}
+	for i := range 4 {
+		if rec := r.record(t, fmt.Sprintf("uploads/q/%d.jpg", i)); rec.Status != state.Succeeded {
+			t.Errorf("%d: %s", i, rec.Status)
+		}
+	}
+	if c, err := r.ops.Backfill(context.Background(), opt, nil); err != nil || c.Done != 0 || c.Skipped != 4 {
+		t.Fatalf("second backfill via the queue: %+v %v", c, err)
+	}
 }
