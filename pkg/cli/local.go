@@ -106,7 +106,20 @@ func localCmd(stdio IO) *cobra.Command {
 	}
 	hub.Flags().StringVar(&dir, "dir", "", "cache folder (marks the process as this stack's)")
 	hub.Flags().StringVar(&addr, "addr", "127.0.0.1:9903", "listen address")
-	cmd.AddCommand(up, down, status, execute, hub)
+	serve := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the local pipeline: uploads to s3://sluice-staging/uploads/ are processed as in AWS, until Ctrl-C",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withLocalClients(cmd.Context(), stdio, func(c clients, root string, cfg localstack.Config) error {
+				return localrun.Serve(cmd.Context(), c.s3, c.ddb, localrun.DemoOptions{
+					Root: root, HubURL: cfg.HubEndpoint(), NotifyARN: cfg.HubARN(), Out: stdio.Out,
+					Log: slog.New(slog.NewJSONHandler(stdio.Err, nil)),
+				})
+			})
+		},
+	}
+	cmd.AddCommand(up, down, status, execute, serve, hub)
 	return cmd
 }
 

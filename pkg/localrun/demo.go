@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluice-dev/sluice/pkg/localstack"
 	"github.com/sluice-dev/sluice/pkg/metrics"
+	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/state"
 )
 
@@ -39,29 +40,60 @@ type DemoOptions struct {
 	Log       *slog.Logger // the processor's logs
 }
 
-// Demo is the main job, locally: buckets and table, MinIO notifications from the staging bucket
-// to a runner of the processor's handler, every sample file in testdata/images uploaded, and a
-// table of each one's outcome once all are terminal.
-func Demo(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, o DemoOptions) error {
+// pipeline wires the local equivalent of the deployed event path: the buckets and table, and the
+// staging bucket's notifications (creations and removals under the upload prefix) through the
+// hub to a runner of the processor's handler. stop undoes the subscription and stops the runner.
+func pipeline(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, o DemoOptions) (*Runner, processor.Config, func(), error) {
 	proc, cfg, err := prepare(ctx, s3c, ddb, o.Root, o.Log, metrics.New(io.Discard, "processor"))
 	if err != nil {
-		return err
+		return nil, cfg, nil, err
 	}
 	runner := NewRunner(proc.Handle, o.Log, 2)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return nil, cfg, nil, err
 	}
 	srv := &http.Server{Handler: runner, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	stop := func() {
+		_ = localstack.Unsubscribe(context.Background(), o.HubURL, StagingBucket)
+		_ = srv.Close()
+		runner.Wait()
+	}
 	if err := localstack.Subscribe(ctx, o.HubURL, StagingBucket, "http://"+ln.Addr().String()+"/"); err != nil {
+		stop()
+		return nil, cfg, nil, err
+	}
+	events := []string{"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}
+	if err := localstack.ConfigureNotifications(ctx, s3c, StagingBucket, o.NotifyARN, events, UploadPrefix); err != nil {
+		stop()
+		return nil, cfg, nil, err
+	}
+	return runner, cfg, stop, nil
+}
+
+// Serve runs the local pipeline until ctx ends: whatever is uploaded to (or deleted from) the
+// staging bucket's upload prefix, with `aws s3 cp` say, is processed as the deployed stack would.
+func Serve(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, o DemoOptions) error {
+	_, cfg, stop, err := pipeline(ctx, s3c, ddb, o)
+	if err != nil {
 		return err
 	}
-	defer func() { _ = localstack.Unsubscribe(context.Background(), o.HubURL, StagingBucket) }()
-	if err := localstack.ConfigureNotifications(ctx, s3c, StagingBucket, o.NotifyARN, []string{"s3:ObjectCreated:*"}, UploadPrefix); err != nil {
+	defer stop()
+	fmt.Fprintf(o.Out, "serving: uploads to s3://%s/%s are processed into s3://%s/%s (state table %s); Ctrl-C stops\n",
+		StagingBucket, UploadPrefix, cfg.OutputBucket, cfg.OutputPrefix, cfg.StateTable)
+	<-ctx.Done()
+	return nil
+}
+
+// Demo is the main job, locally: the pipeline, every sample file in testdata/images uploaded,
+// and a table of each one's outcome once all are terminal.
+func Demo(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, o DemoOptions) error {
+	runner, cfg, stop, err := pipeline(ctx, s3c, ddb, o)
+	if err != nil {
 		return err
 	}
+	defer stop()
 
 	samples := filepath.Join(o.Root, "testdata", "images")
 	keys, err := uploadTree(ctx, s3c, samples, StagingBucket, UploadPrefix+"demo/")
