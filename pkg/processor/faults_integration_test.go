@@ -53,7 +53,7 @@ func TestTransientFaultsAreRetriedToSuccess(t *testing.T) {
 	}
 	// Requests = the protocol's own + one per injected fault.
 	want := map[string]int{
-		"S3.HeadObject":    1 + 3 + 4 + 1, // source, three verifies, fence checks of three finals and the manifest, fault
+		"S3.HeadObject":    1 + 4 + 1, // source, fence checks of three finals and the manifest, fault (verify uses the PUT's checksum)
 		"S3.GetObject":     1 + 1,
 		"S3.PutObject":     3 + 1 + 2, // three temps, the manifest, faults
 		"S3.CopyObject":    3 + 1,
@@ -188,4 +188,46 @@ func TestDeadlineMarginStopsTheAttemptAndReleasesTheClaim(t *testing.T) {
 	if keys := r.list(t, r.output); len(keys) != 0 {
 		t.Errorf("ran into the margin: output bucket %v, want nothing", keys)
 	}
+}
+
+// Requests one successfully processed file costs, by operation (make bench prints them): S3
+// validates the SHA-256 sent with each PUT and reports the stored one, so no HEAD verifies a
+// temp object; the state is written twice (claim, completion).
+func TestRequestsPerFile(t *testing.T) {
+	r := newRig(t, nil)
+	const key = "uploads/count.jpg"
+	r.upload(t, key, grayJPEG(t, 1200, 800), nil)
+	inj := r.withFaults(t)
+	if res := r.proc.Process(context.Background(), "req-count", r.event(key)); res.Outcome != processor.Succeeded {
+		t.Fatalf("outcome %s err %v", res.Outcome, res.Err)
+	}
+	renditions := len(r.cfg.Recipe.Renditions)
+	want := []struct {
+		op  string
+		n   int
+		why string
+	}{
+		{"S3.HeadObject", 1 + renditions + 1, "the source; the fence of each final key and of the manifest"},
+		{"S3.GetObject", 1, "the source"},
+		{"S3.PutObject", renditions + 1, "each temp object; the manifest"},
+		{"S3.CopyObject", renditions, "each temp object to its final key"},
+		{"S3.DeleteObject", renditions, "each temp object (DELETE requests are free)"},
+		{"DynamoDB.GetItem", 1 + renditions + 1, "the claim's read; the lease check before each copy and the manifest"},
+		{"DynamoDB.PutItem", 2, "the claim; the completion"},
+	}
+	s3, ddb := 0, 0
+	for _, w := range want {
+		service, name, _ := strings.Cut(w.op, ".")
+		got := inj.Calls(service, name)
+		if got != w.n {
+			t.Errorf("%s: %d requests, want %d", w.op, got, w.n)
+		}
+		if service == "S3" {
+			s3 += got
+		} else {
+			ddb += got
+		}
+		t.Logf("%-17s %2d  %s", w.op, got, w.why)
+	}
+	t.Logf("per file with %d renditions: %d S3 requests, %d DynamoDB requests (2 writes)", renditions, s3, ddb)
 }

@@ -538,8 +538,9 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 }
 
 // publish runs the output protocol for one rendition: put to a temp key with its SHA-256 →
-// verify size and checksum with HEAD → copy to the final key only if the temp object is still
-// the one verified → delete the temp key.
+// verify the stored checksum → check the claim and the final key's fence → copy to the final key
+// only if the temp object is still the one verified (and the final key unchanged) → delete the
+// temp key.
 func (r *run) publish(src storage.Object, o render.Output) (state.Output, error) {
 	keys := r.p.Keys()
 	tmp := keys.Temp(r.requestID, src.Key, o.Name, o.Ext())
@@ -551,13 +552,8 @@ func (r *run) publish(src storage.Object, o render.Output) (state.Output, error)
 	if err != nil {
 		return state.Output{}, err
 	}
-	head, err := r.p.objects.Head(r.ctx, r.p.cfg.OutputBucket, tmp)
-	if err != nil {
+	if err := r.verify(tmp, o.Body, w); err != nil {
 		return state.Output{}, err
-	}
-	if head.Size != int64(len(o.Body)) || head.SHA256 != w.SHA256 {
-		return state.Output{}, failure.Transient(fmt.Errorf("verify %s: stored %d bytes sha256 %s, wrote %d bytes sha256 %s",
-			tmp, head.Size, head.SHA256, len(o.Body), w.SHA256))
 	}
 	only, err := r.guard(final)
 	if err != nil {
@@ -565,7 +561,7 @@ func (r *run) publish(src storage.Object, o render.Output) (state.Output, error)
 		return state.Output{}, err
 	}
 	if _, err := r.p.objects.Copy(r.ctx, storage.Copy{
-		SrcBucket: r.p.cfg.OutputBucket, SrcKey: tmp, IfMatch: head.ETag,
+		SrcBucket: r.p.cfg.OutputBucket, SrcKey: tmp, IfMatch: w.ETag,
 		DstBucket: r.p.cfg.OutputBucket, DstKey: final, Only: only,
 	}); err != nil {
 		return state.Output{}, failure.Transient(err)
@@ -575,6 +571,28 @@ func (r *run) publish(src storage.Object, o render.Output) (state.Output, error)
 		Name: o.Name, Key: final, Size: int64(len(o.Body)), SHA256: w.SHA256,
 		Width: o.Width, Height: o.Height, Format: string(o.Format),
 	}, nil
+}
+
+// verify checks that the temp object holds exactly the bytes sent: by the SHA-256 S3 computed
+// over what it stored, reported in the PUT's answer (S3 also refuses a PUT whose bytes do not
+// match the SHA-256 sent with them), or, from a server that does not report one, by a HEAD of
+// the size and stored checksum.
+func (r *run) verify(tmp string, body []byte, w storage.Written) error {
+	if w.Stored != "" {
+		if w.Stored != w.SHA256 {
+			return failure.Transient(fmt.Errorf("verify %s: stored sha256 %s, wrote %s", tmp, w.Stored, w.SHA256))
+		}
+		return nil
+	}
+	head, err := r.p.objects.Head(r.ctx, r.p.cfg.OutputBucket, tmp)
+	if err != nil {
+		return err
+	}
+	if head.Size != int64(len(body)) || head.SHA256 != w.SHA256 {
+		return failure.Transient(fmt.Errorf("verify %s: stored %d bytes sha256 %s, wrote %d bytes sha256 %s",
+			tmp, head.Size, head.SHA256, len(body), w.SHA256))
+	}
+	return nil
 }
 
 // fenceKey is the metadata key that carries the revision of the claim that wrote an output.

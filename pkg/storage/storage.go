@@ -74,16 +74,24 @@ func (s *Store) Head(ctx context.Context, bucket, key string) (Object, error) {
 		Metadata:     out.Metadata,
 		LastModified: aws.ToTime(out.LastModified),
 	}
-	if c := aws.ToString(out.ChecksumSHA256); c != "" && !strings.Contains(c, "-") {
-		// A composite checksum ("...-N") of a multipart upload is not the object's SHA-256.
-		if raw, err := base64.StdEncoding.DecodeString(c); err == nil && len(raw) == sha256.Size {
-			o.SHA256 = fmt.Sprintf("%x", raw)
-		}
-	}
+	o.SHA256 = hexChecksum(aws.ToString(out.ChecksumSHA256))
 	if o.SHA256 == "" {
 		o.SHA256 = strings.ToLower(strings.TrimSpace(out.Metadata["sha256"]))
 	}
 	return o, nil
+}
+
+// hexChecksum turns S3's base64 SHA-256 into hex; "" for none, or for the composite checksum
+// ("...-N") of a multipart upload, which is not the object's SHA-256.
+func hexChecksum(c string) string {
+	if c == "" || strings.Contains(c, "-") {
+		return ""
+	}
+	raw, err := base64.StdEncoding.DecodeString(c)
+	if err != nil || len(raw) != sha256.Size {
+		return ""
+	}
+	return fmt.Sprintf("%x", raw)
 }
 
 // Get reads the object exactly as a previous Head saw it (by version, else by ETag), refusing
@@ -152,7 +160,10 @@ func (p Precondition) ifNoneMatch() *string {
 // Written is what a successful Put returns.
 type Written struct {
 	ETag   string
-	SHA256 string // hex
+	SHA256 string // hex, of the bytes sent
+	// Stored is the SHA-256 the server computed over the bytes it stored (hex), from the PUT's
+	// answer; "" when the server does not report one.
+	Stored string
 }
 
 // Put writes an object with its SHA-256, which S3 checks against the body before it stores it,
@@ -177,7 +188,8 @@ func (s *Store) Put(ctx context.Context, p Put) (Written, error) {
 	if err != nil {
 		return Written{}, fmt.Errorf("put s3://%s/%s: %w", p.Bucket, p.Key, translate(err))
 	}
-	return Written{ETag: strings.Trim(aws.ToString(out.ETag), `"`), SHA256: meta["sha256"]}, nil
+	w := Written{ETag: strings.Trim(aws.ToString(out.ETag), `"`), SHA256: meta["sha256"], Stored: hexChecksum(aws.ToString(out.ChecksumSHA256))}
+	return w, nil
 }
 
 // Copy is one server-side copy.

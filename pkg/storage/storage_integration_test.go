@@ -30,8 +30,8 @@ func TestPutHeadCopyWithChecksums(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := fmt.Sprintf("%x", sha256.Sum256(body))
-	if w.SHA256 != want {
-		t.Fatalf("Put SHA256 = %s, want %s", w.SHA256, want)
+	if w.SHA256 != want || w.Stored != want {
+		t.Fatalf("Put SHA256 = %s, stored %s, want %s", w.SHA256, w.Stored, want)
 	}
 
 	head, err := st.Head(ctx, bucket, "tmp/a b+é.txt")
