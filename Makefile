@@ -104,5 +104,7 @@ bench: $(BENCH_PHOTO) local-tool
 	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 3x -run 'TestBenchReport|TestCascadeMatchesNaiveQuality' -v ./pkg/render | grep -v '^=== RUN'
 	@echo "decode only: image/jpeg at full size vs jpegscale at 1/1, 1/2, 1/4, 1/8"
 	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 3x -run '^$$' -bench . ./pkg/jpegscale | grep '^Benchmark'
+	@echo "cold start: process start to the first poll of the Lambda runtime API, vs the smallest aws-lambda-go function"
+	go test -count=1 -run '^$$' -bench ColdStart -benchtime 20x ./functions/processor | grep '^Benchmark'
 	@echo "requests per processed file (on the local stack):"
 	$(SLUICE) local exec -- go test -count=1 -run '^TestRequestsPerFile$$' -v ./pkg/processor | grep 'faults_integration_test' | sed 's/^ *faults_integration_test.go:[0-9]*: /  /'

@@ -80,6 +80,9 @@ func TestTemplateSetsEveryVariableTheCodeReads(t *testing.T) {
 	}
 }
 
+// maxBinaryBytes is the budget for one function's bootstrap (issue: cold start and deploy size).
+const maxBinaryBytes = 25_000_000
+
 // SAM's makefile build calls build-<LogicalId> with ARTIFACTS_DIR; for every function it must
 // produce bootstrap, and every function directory must be in the template.
 func TestMakefileBuildsEveryFunctionForSAM(t *testing.T) {
@@ -101,9 +104,14 @@ func TestMakefileBuildsEveryFunctionForSAM(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("make build-%s: %v\n%s", id, err, out)
 		}
-		if st, err := os.Stat(filepath.Join(dir, "bootstrap")); err != nil || st.Size() == 0 {
+		st, err := os.Stat(filepath.Join(dir, "bootstrap"))
+		if err != nil || st.Size() == 0 {
 			t.Fatalf("%s: no bootstrap in ARTIFACTS_DIR: %v", id, err)
 		}
+		if st.Size() > maxBinaryBytes {
+			t.Errorf("%s: bootstrap is %.1f MB, over the %d MB budget", id, float64(st.Size())/1e6, maxBinaryBytes/1_000_000)
+		}
+		t.Logf("%s: bootstrap %.1f MB (linux/arm64, stripped)", id, float64(st.Size())/1e6)
 	}
 }
 

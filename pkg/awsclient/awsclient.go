@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
 // Retry policy for every SDK call: capped exponential backoff with full jitter (the standard
@@ -56,9 +55,4 @@ func S3(cfg aws.Config, opts ...func(*s3.Options)) *s3.Client {
 // DynamoDB returns a DynamoDB client.
 func DynamoDB(cfg aws.Config, opts ...func(*dynamodb.Options)) *dynamodb.Client {
 	return dynamodb.NewFromConfig(cfg, opts...)
-}
-
-// SQS returns an SQS client (the operator CLI's queue commands use it).
-func SQS(cfg aws.Config, opts ...func(*sqs.Options)) *sqs.Client {
-	return sqs.NewFromConfig(cfg, opts...)
 }

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-dev/sluice/pkg/awsclient"
@@ -151,7 +152,7 @@ func open(ctx context.Context, tg target, stdio IO) (*deployment, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &deployment{cfg: cfg, proc: proc, tg: tg, queue: queue.New(awsclient.SQS(awsCfg)),
+	return &deployment{cfg: cfg, proc: proc, tg: tg, queue: queue.New(sqs.NewFromConfig(awsCfg)),
 		ops: ops.New(cfg, storage.New(s3c), state.New(ddb, cfg.StateTable, cfg.StateTTL), proc)}, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/olekukonko/tablewriter"
 	"github.com/spf13/cobra"
 
@@ -27,7 +28,7 @@ func redriveDLQ(ctx context.Context, stdio IO, dlqURL, queueURL string, rate flo
 	if err != nil {
 		return err
 	}
-	q := queue.New(awsclient.SQS(awsCfg))
+	q := queue.New(sqs.NewFromConfig(awsCfg))
 	return withProgress(stdio, "redrive-dlq", func(p ops.Progress) (ops.Counts, error) {
 		var c ops.Counts
 		if n, err := q.Depth(ctx, dlqURL); err == nil {
