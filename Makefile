@@ -102,6 +102,8 @@ $(BENCH_PHOTO):
 
 bench: $(BENCH_PHOTO) local-tool
 	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 3x -run 'TestBenchReport|TestCascadeMatchesNaiveQuality' -v ./pkg/render | grep -v '^=== RUN'
+	@echo "peak resident memory of one job, each in a fresh process:"
+	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -run '^TestPeakRSS$$' -v ./pkg/render | grep 'peak RSS'
 	@echo "decode only: image/jpeg at full size vs jpegscale at 1/1, 1/2, 1/4, 1/8"
 	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 3x -run '^$$' -bench . ./pkg/jpegscale | grep '^Benchmark'
 	@echo "cold start: process start to the first poll of the Lambda runtime API, vs the smallest aws-lambda-go function"

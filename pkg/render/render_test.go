@@ -8,7 +8,10 @@ import (
 	"image"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"testing"
 
 	"github.com/disintegration/imaging"
@@ -232,4 +235,73 @@ func TestBenchReport(t *testing.T) {
 	fmt.Printf("naive   %8.0f ms/job  %7.1f MB allocated/job\n", float64(naiveRes.NsPerOp())/1e6, float64(naiveRes.AllocedBytesPerOp())/1e6)
 	fmt.Printf("cascade %8.0f ms/job  %7.1f MB allocated/job\n", float64(oursRes.NsPerOp())/1e6, float64(oursRes.AllocedBytesPerOp())/1e6)
 	fmt.Printf("throughput ratio cascade/naive: %.2fx (target >= 1.6x)\n", ratio)
+}
+
+// TestPeakRSS runs one whole job (read the file, decode, render, encode), ours and the naive
+// one, each in a fresh process, and prints each one's peak resident memory (make bench).
+func TestPeakRSS(t *testing.T) {
+	if os.Getenv("SLUICE_BENCH_PHOTO") == "" {
+		t.Skip("set SLUICE_BENCH_PHOTO to a ≥ 12 MP photo (make bench does)")
+	}
+	for _, mode := range []string{"cascade", "naive"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestPeakRSSChild$", "-test.v")
+		cmd.Env = append(os.Environ(), "SLUICE_RSS_CHILD="+mode)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s child: %v\n%s", mode, err, out)
+		}
+		m := regexp.MustCompile(`peak RSS (\d+) kB`).FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("%s child said:\n%s", mode, out)
+		}
+		kb, _ := strconv.Atoi(string(m[1]))
+		fmt.Printf("%-7s peak RSS %4d MB for one job (GOGC=%s, GOMEMLIMIT=%s)\n", mode, kb/1024, envOr("GOGC", "100"), envOr("GOMEMLIMIT", "none"))
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// TestPeakRSSChild is TestPeakRSS's child process; it does nothing on its own.
+func TestPeakRSSChild(t *testing.T) {
+	mode := os.Getenv("SLUICE_RSS_CHILD")
+	if mode == "" {
+		t.Skip("run by TestPeakRSS")
+	}
+	data, err := os.ReadFile(os.Getenv("SLUICE_BENCH_PHOTO"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := defaultRenderer(t)
+	if mode == "cascade" {
+		d, err := media.Decode(data, r.Need)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = nil
+		if _, err := r.Render(context.Background(), d.Image, image.Pt(d.Width, d.Height)); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		src, err := naiveDecode(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := encodeAll(r, naive(r, src)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(status)
+	if m == nil {
+		t.Fatal("no VmHWM in /proc/self/status")
+	}
+	fmt.Printf("peak RSS %s kB\n", m[1])
 }
