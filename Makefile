@@ -100,8 +100,15 @@ $(BENCH_PHOTO):
 	dpkg-deb -x $(CACHE)/bench/deb/mate-backgrounds_*.deb $(CACHE)/bench/deb/x
 	cp $(CACHE)/bench/deb/x/usr/share/backgrounds/mate/abstract/Elephants_5640x3172.jpg $@
 
-bench: $(BENCH_PHOTO) local-tool
-	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 3x -run 'TestBenchReport|TestCascadeMatchesNaiveQuality' -v ./pkg/render | grep -v '^=== RUN'
+# The libvips side of the comparison (infra/bench/vipsjob.c), with Debian's libvips-dev.
+VIPSJOB := $(CACHE)/bin/vipsjob
+$(VIPSJOB): infra/bench/vipsjob.c
+	pkg-config --exists vips || { apt-get install -y -q --no-install-recommends libvips-dev pkg-config || { apt-get update -qq && apt-get install -y -q --no-install-recommends libvips-dev pkg-config; }; }
+	mkdir -p $(dir $@)
+	gcc -O2 -o $@ $< $$(pkg-config --cflags --libs vips)
+
+bench: $(BENCH_PHOTO) $(VIPSJOB) local-tool
+	SLUICE_VIPSJOB=$(abspath $(VIPSJOB)) SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 3x -run 'TestBenchReport|TestCascadeMatchesNaiveQuality' -v ./pkg/render | grep -v '^=== RUN'
 	@echo "peak resident memory of one job, each in a fresh process:"
 	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -run '^TestPeakRSS$$' -v ./pkg/render | grep 'peak RSS'
 	@echo "decode only: image/jpeg at full size vs jpegscale at 1/1, 1/2, 1/4, 1/8"
