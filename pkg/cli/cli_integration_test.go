@@ -126,3 +126,68 @@ func TestRedriveDLQMovesDeadLettersBack(t *testing.T) {
 		t.Errorf("no counts table with done = 7:\n%s", out)
 	}
 }
+
+// Ctrl-C in a terminal stops a backfill cleanly (started objects finish, the counts are printed,
+// exit status 0); the same command then does only the rest.
+func TestBackfillCtrlCThenResume(t *testing.T) {
+	env := testenv.Open(t)
+	staging, output, quar := env.Bucket(t), env.Bucket(t), env.Bucket(t)
+	table := env.Table(t, state.TableDefinition)
+	const n = 20
+	for i := range n {
+		key := fmt.Sprintf("uploads/int/%02d.jpg", i)
+		if _, err := env.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(staging), Key: aws.String(key), Body: bytes.NewReader(jpegBytes(t, 700, 500))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := buildCLI(t)
+	args := []string{"backfill", "--staging-bucket", staging, "--table", table, "--output-bucket", output, "--quarantine-bucket", quar, "--concurrency", "1"}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = os.Environ()
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 160})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var (
+		out  bytes.Buffer
+		sent bool
+	)
+	buf := make([]byte, 4096)
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		k, err := tty.Read(buf)
+		out.Write(buf[:k])
+		if !sent && strings.Contains(ansi.ReplaceAllString(out.String(), ""), "done 2 ") {
+			if _, err := tty.Write([]byte{0x03}); err != nil { // Ctrl-C, through the terminal
+				t.Fatal(err)
+			}
+			sent = true
+		}
+		if err != nil {
+			break // the process is gone and the terminal closed
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after Ctrl-C: %v\n%s", err, out.String())
+	}
+	plain := ansi.ReplaceAllString(out.String(), "")
+	m := regexp.MustCompile(`done\s+│\s+(\d+)\s+│`).FindStringSubmatch(plain)
+	if !sent || m == nil || !strings.Contains(plain, "backfill stopped; run the same command again to resume") {
+		t.Fatalf("no clean stop (Ctrl-C sent: %v):\n%s", sent, plain)
+	}
+	first := 0
+	fmt.Sscan(m[1], &first)
+	if first < 2 || first >= n {
+		t.Fatalf("stopped after %d of %d", first, n)
+	}
+	again, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("resume: %v\n%s", err, again)
+	}
+	for _, want := range []string{fmt.Sprintf(`done\s+│\s+%d\s+│`, n-first), fmt.Sprintf(`skipped\s+│\s+%d\s+│`, first)} {
+		if !regexp.MustCompile(want).Match(again) {
+			t.Errorf("resumed run lacks %s:\n%s", want, again)
+		}
+	}
+}
