@@ -48,21 +48,15 @@ func (o *Ops) Backfill(ctx context.Context, opt BackfillOptions, prog Progress) 
 	if prog != nil {
 		prog.SetTotal(int64(len(objs)))
 	}
-	jobs := make(chan job)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	send, wait := dispatch(ctx, func(in <-chan job) {
 		if opt.Via == nil {
-			o.runJobs(ctx, jobs, opt.Concurrency, 0, &tally, prog)
-			return
-		}
-		if err := o.sendJobs(ctx, jobs, opt.Via, &tally, prog); err != nil {
+			o.runJobs(ctx, in, opt.Concurrency, 0, &tally, prog)
+		} else if err := o.sendJobs(ctx, in, opt.Via, &tally, prog); err != nil {
 			feedErrs <- err
 		}
-	}()
+	})
 	recipe := o.proc.RecipeVersion()
 	var feedErr error
-feed:
 	for _, ob := range objs {
 		if ctx.Err() != nil {
 			break
@@ -80,14 +74,11 @@ feed:
 			}
 			continue
 		}
-		select {
-		case jobs <- job{ev: trigger.ObjectEvent{Action: trigger.Created, Name: "sluice:Backfill", Bucket: ob.Bucket, Key: ob.Key, Size: ob.Size, ETag: ob.ETag}}:
-		case <-ctx.Done():
-			break feed
+		if !send(job{ev: trigger.ObjectEvent{Action: trigger.Created, Name: "sluice:Backfill", Bucket: ob.Bucket, Key: ob.Key, Size: ob.Size, ETag: ob.ETag}}) {
+			break
 		}
 	}
-	close(jobs)
-	<-done
+	wait()
 	select {
 	case err := <-feedErrs:
 		feedErr = errors.Join(feedErr, err)

@@ -127,6 +127,31 @@ type job struct {
 	ev trigger.ObjectEvent
 }
 
+// dispatch starts consume on a channel of jobs and returns send, which hands it one job (false
+// once ctx has ended: the caller stops feeding), and wait, which ends the feed and waits for
+// consume to finish.
+func dispatch(ctx context.Context, consume func(<-chan job)) (send func(job) bool, wait func()) {
+	jobs := make(chan job)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		consume(jobs)
+	}()
+	send = func(j job) bool {
+		select {
+		case jobs <- j:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	wait = func() {
+		close(jobs)
+		<-done
+	}
+	return send, wait
+}
+
 // runJobs processes jobs from in with n workers until in is closed or ctx ends; an item already
 // started finishes even after ctx ends (a clean stop), the rest are left for the next run. A rate
 // above zero spaces the starts to at most that many per second.

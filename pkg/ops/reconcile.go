@@ -143,20 +143,13 @@ type FixOptions struct {
 // or lost an output, lets the processor remove the outputs of uploads that are gone, and deletes
 // orphaned outputs.
 func (o *Ops) Fix(ctx context.Context, findings []Finding, opt FixOptions, prog Progress) (Counts, error) {
-	concurrency := opt.Concurrency
 	var tally Tally
 	tally.Total.Store(int64(len(findings)))
 	if prog != nil {
 		prog.SetTotal(int64(len(findings)))
 	}
-	jobs := make(chan job)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		o.runJobs(ctx, jobs, concurrency, 0, &tally, prog)
-	}()
+	send, wait := dispatch(ctx, func(in <-chan job) { o.runJobs(ctx, in, opt.Concurrency, 0, &tally, prog) })
 	var errs []error
-feed:
 	for _, f := range findings {
 		var ev trigger.ObjectEvent
 		switch f.Kind {
@@ -177,13 +170,10 @@ feed:
 			force := opt.Force || f.Kind == OutputMissing || f.Kind == OutputCorrupt
 			ev = trigger.ObjectEvent{Action: trigger.Created, Name: "sluice:Reconcile", Bucket: f.Bucket, Key: f.Key, Redrive: force}
 		}
-		select {
-		case jobs <- job{ev: ev}:
-		case <-ctx.Done():
-			break feed
+		if !send(job{ev: ev}) {
+			break
 		}
 	}
-	close(jobs)
-	<-done
+	wait()
 	return tally.Snapshot(), errors.Join(append(errs, ctx.Err())...)
 }

@@ -40,22 +40,13 @@ func (o *Ops) Redrive(ctx context.Context, opt RedriveOptions, prog Progress) (C
 	if prog != nil {
 		prog.SetTotal(int64(len(recs)))
 	}
-	jobs := make(chan job)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		o.runJobs(ctx, jobs, opt.Concurrency, opt.Rate, &tally, prog)
-	}()
-feed:
+	send, wait := dispatch(ctx, func(in <-chan job) { o.runJobs(ctx, in, opt.Concurrency, opt.Rate, &tally, prog) })
 	for _, r := range recs {
-		select {
-		case jobs <- job{ev: trigger.ObjectEvent{Action: trigger.Created, Name: "sluice:Redrive", Bucket: r.Bucket, Key: r.Key, Redrive: true}}:
-		case <-ctx.Done():
-			break feed
+		if !send(job{ev: trigger.ObjectEvent{Action: trigger.Created, Name: "sluice:Redrive", Bucket: r.Bucket, Key: r.Key, Redrive: true}}) {
+			break
 		}
 	}
-	close(jobs)
-	<-done
+	wait()
 	return tally.Snapshot(), ctx.Err()
 }
 
