@@ -3,6 +3,7 @@ package localstack
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,8 +20,11 @@ const (
 
 // Config says where the local stack lives and how it is reached.
 type Config struct {
-	Dir         string // cache folder: binaries, data, logs, pid files, env file
-	Host        string // loopback address every server binds to
+	Dir  string // cache folder: binaries, data, logs, pid files, env file
+	Host string // loopback address every server binds to and clients use
+	// S3Bind is the address MinIO listens on: Host, unless SLUICE_LOCAL_S3_BIND says otherwise
+	// (0.0.0.0 lets a `sam local invoke` container reach it through host.docker.internal).
+	S3Bind      string
 	S3Port      int
 	ConsolePort int
 	DynamoPort  int
@@ -35,6 +39,7 @@ func DefaultConfig(root string) Config {
 	return Config{
 		Dir:         filepath.Join(root, "infra", "local", ".cache"),
 		Host:        "127.0.0.1",
+		S3Bind:      "127.0.0.1",
 		S3Port:      9900,
 		ConsolePort: 9901,
 		DynamoPort:  9902,
@@ -51,6 +56,12 @@ func LoadConfig(root string) (Config, error) {
 	var errs []error
 	if v := os.Getenv("SLUICE_LOCAL_DIR"); v != "" {
 		c.Dir = v
+	}
+	if v := os.Getenv("SLUICE_LOCAL_S3_BIND"); v != "" {
+		if net.ParseIP(v) == nil {
+			errs = append(errs, fmt.Errorf("SLUICE_LOCAL_S3_BIND=%q: want an IP address, like 0.0.0.0", v))
+		}
+		c.S3Bind = v
 	}
 	for _, p := range []struct {
 		name string

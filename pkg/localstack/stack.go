@@ -46,7 +46,7 @@ func services(c Config, hub []string) []service {
 			Name: "MinIO", id: "minio", port: c.S3Port,
 			start: func() *exec.Cmd {
 				cmd := exec.Command(c.minioBinary(), "server", c.path("data", "minio"),
-					"--address", fmt.Sprintf("%s:%d", c.Host, c.S3Port),
+					"--address", fmt.Sprintf("%s:%d", c.S3Bind, c.S3Port),
 					"--console-address", fmt.Sprintf("%s:%d", c.Host, c.ConsolePort))
 				cmd.Env = append(os.Environ(),
 					"MINIO_ROOT_USER="+c.AccessKey,
