@@ -133,9 +133,16 @@ type decoder struct {
 	adobe         bool
 	adobeXform    byte
 	jfif          bool
+	par           *scanWorkers // a progressive image's scan workers, started by its first scan
 }
 
-func (d *decoder) decode() error {
+func (d *decoder) decode() (err error) {
+	defer func() {
+		// On an early return, let the workers finish what they hold (the image is discarded).
+		if err != nil {
+			_ = d.par.close()
+		}
+	}()
 	if len(d.data) < 2 || d.data[0] != 0xFF || d.data[1] != markSOI {
 		return FormatError("missing SOI marker")
 	}
@@ -211,6 +218,9 @@ func (d *decoder) decode() error {
 	}
 	if !d.frameSeen {
 		return FormatError("no frame")
+	}
+	if err := d.par.close(); err != nil {
+		return err
 	}
 	if d.progressive {
 		d.reconstructAll()

@@ -1,95 +1,135 @@
 package jpegscale
 
-import "math/bits"
+import (
+	"math/bits"
+	"sync"
+)
 
-// scan decodes one SOS segment and the entropy-coded data after it (T.81 B.2.3, F.2, G.2).
+// scan decodes one SOS segment and the entropy-coded data after it (T.81 B.2.3, F.2, G.2). A
+// progressive image's scans of one component each go to that component's worker, so the
+// components' scans decode at the same time; a scan of several components waits for the workers
+// and decodes here.
 func (d *decoder) scan(seg []byte) error {
+	s, err := d.parseScan(seg)
+	if err != nil || s == nil {
+		return err
+	}
+	if !d.progressive {
+		err := s.run()
+		d.pos = s.bits.pos
+		return err
+	}
+	// Find where this scan's data ends (the next marker that is not a restart marker), so that
+	// the next segments can be read while the scan decodes.
+	start := d.pos
+	if err := d.skipEntropyData(); err != nil {
+		return err
+	}
+	s.bits = bitReader{data: d.data[:d.pos], pos: start}
+	return d.workers().do(s)
+}
+
+// parseScan reads a scan header into a scanState that owns everything the scan's decoding
+// reads or changes (copies of its components and Huffman tables), or nil for a scan whose data
+// is skipped.
+func (d *decoder) parseScan(seg []byte) (*scanState, error) {
 	if len(seg) < 1 {
-		return FormatError("short SOS")
+		return nil, FormatError("short SOS")
 	}
 	ns := int(seg[0])
 	if ns < 1 || ns > len(d.comps) || len(seg) != 4+2*ns {
-		return FormatError("bad SOS length")
+		return nil, FormatError("bad SOS length")
 	}
-	var sc [3]*component
+	s := &scanState{d: d, restart: d.restart}
 	for i := range ns {
 		id, tables := seg[1+2*i], seg[2+2*i]
-		var c *component
+		ci := -1
 		for j := range d.comps {
 			if d.comps[j].id == id {
-				c = &d.comps[j]
+				ci = j
 			}
 		}
-		if c == nil {
-			return FormatError("scan names an unknown component")
+		if ci < 0 {
+			return nil, FormatError("scan names an unknown component")
 		}
-		for _, prev := range sc[:i] {
-			if prev == c {
-				return FormatError("scan repeats a component")
+		for _, prev := range s.ci {
+			if prev == ci {
+				return nil, FormatError("scan repeats a component")
 			}
 		}
 		td, ta := tables>>4, tables&15
 		if td > 3 || ta > 3 {
-			return FormatError("bad Huffman table selector")
+			return nil, FormatError("bad Huffman table selector")
 		}
-		if !d.quantSet[c.tq] {
-			return FormatError("missing quantisation table")
+		if !d.quantSet[d.comps[ci].tq] {
+			return nil, FormatError("missing quantisation table")
 		}
-		c.dc, c.ac = &d.dcTabs[td], &d.acTabs[ta]
-		c.pred = 0
-		sc[i] = c
+		s.ci = append(s.ci, ci)
+		s.dcTabs[i], s.acTabs[i] = d.dcTabs[td], d.acTabs[ta] // a later DHT may redefine them
 	}
 	ss, se := int(seg[1+2*ns]), int(seg[2+2*ns])
 	ah, al := int(seg[3+2*ns]>>4), int(seg[3+2*ns]&15)
-	var kind scanKind
 	switch {
 	case !d.progressive:
-		kind, ss, se, ah, al = sequential, 0, 63, 0, 0
+		s.kind, ss, se, ah, al = sequential, 0, 63, 0, 0
 	case ss == 0 && se != 0, ss > se, se > 63, al > 13, ss > 0 && ns != 1:
-		return FormatError("bad progressive scan parameters")
+		return nil, FormatError("bad progressive scan parameters")
 	case ss == 0 && ah == 0:
-		kind = dcFirst
+		s.kind = dcFirst
 	case ss == 0:
-		kind = dcRefine
+		s.kind = dcRefine
 	case ah == 0:
-		kind = acFirst
+		s.kind = acFirst
 	default:
-		kind = acRefine
+		s.kind = acRefine
 	}
-	for _, c := range sc[:ns] {
-		if (kind == sequential || kind == dcFirst) && !c.dc.defined || (kind == sequential || kind >= acFirst) && !c.ac.defined {
-			return FormatError("scan uses an undefined Huffman table")
+	s.ss, s.se, s.al = ss, se, al
+	for i := range ns {
+		if (s.kind == sequential || s.kind == dcFirst) && !s.dcTabs[i].defined || (s.kind == sequential || s.kind >= acFirst) && !s.acTabs[i].defined {
+			return nil, FormatError("scan uses an undefined Huffman table")
 		}
 	}
-	if kind >= acFirst && d.n == 1 {
+	if s.kind >= acFirst && d.n == 1 {
 		// At 1/8 only DC reaches the output: skip AC scans' data without decoding it. (At 1/2
 		// and 1/4 an invisible band cannot be skipped: a later refinement scan of a wider band
 		// needs to know which of its coefficients are already non-zero.)
-		return d.skipEntropyData()
+		return nil, d.skipEntropyData()
 	}
-	s := scanState{d: d, kind: kind, ss: ss, se: se, al: al}
+	for i, ci := range s.ci {
+		c := d.comps[ci] // a copy: its slices share the image's arrays, its predictor is the scan's
+		c.pred, c.dc, c.ac = 0, &s.dcTabs[i], &s.acTabs[i]
+		s.comps = append(s.comps, c)
+	}
 	s.bits = bitReader{data: d.data, pos: d.pos}
+	return s, nil
+}
+
+// run decodes the scan's entropy-coded data.
+func (s *scanState) run() error {
+	d := s.d
+	sc := s.comps
 	across, down := d.mcusX, d.mcusY
-	if ns == 1 {
+	if len(sc) == 1 {
 		across, down = sc[0].sw, sc[0].sh
 	}
 	for m := range across * down {
-		if d.restart > 0 && m > 0 && m%d.restart == 0 {
+		if s.restart > 0 && m > 0 && m%s.restart == 0 {
 			if err := s.restartMarker(); err != nil {
 				return err
 			}
-			for _, c := range sc[:ns] {
-				c.pred = 0
+			for i := range sc {
+				sc[i].pred = 0
 			}
 		}
 		mx, my := m%across, m/across
-		if ns == 1 {
-			if err := s.block(sc[0], mx, my); err != nil {
+		if len(sc) == 1 {
+			if err := s.block(&sc[0], mx, my); err != nil {
 				return err
 			}
 			continue
 		}
-		for _, c := range sc[:ns] {
+		for i := range sc {
+			c := &sc[i]
 			for v := range c.v {
 				for h := range c.h {
 					if err := s.block(c, mx*c.h+h, my*c.v+v); err != nil {
@@ -99,7 +139,6 @@ func (d *decoder) scan(seg []byte) error {
 			}
 		}
 	}
-	d.pos = s.bits.pos
 	return nil
 }
 
@@ -114,13 +153,18 @@ const (
 )
 
 type scanState struct {
-	d      *decoder
-	bits   bitReader
-	kind   scanKind
-	ss, se int
-	al     int
-	eobrun int32
-	blk    [64]int16 // sequential scans decode here, then reconstruct at once
+	d       *decoder
+	ci      []int       // the scan's components, as indexes into d.comps
+	comps   []component // copies of them, with this scan's tables and predictors
+	dcTabs  [4]huffTable
+	acTabs  [4]huffTable
+	restart int
+	bits    bitReader
+	kind    scanKind
+	ss, se  int
+	al      int
+	eobrun  int32
+	blk     [64]int16 // sequential scans decode here, then reconstruct at once
 }
 
 // skipEntropyData moves past a scan's data to the next marker that is not a restart marker.
@@ -377,16 +421,21 @@ func (s *scanState) refineAll(blk *[64]int16, mask uint64, p1 int16) error {
 	return nil
 }
 
-// reconstructAll turns a progressive image's coefficients into samples once every scan is in.
+// reconstructAll turns a progressive image's coefficients into samples once every scan is in,
+// one goroutine per component (each writes only its own plane).
 func (d *decoder) reconstructAll() {
+	var wg sync.WaitGroup
 	for i := range d.comps {
 		c := &d.comps[i]
-		for by := range c.bh {
-			for bx := range c.bw {
-				j := (by*c.bw + bx) * 64
-				d.reconstruct(c, bx, by, (*[64]int16)(c.coef[j:j+64]))
+		wg.Go(func() {
+			for by := range c.bh {
+				for bx := range c.bw {
+					j := (by*c.bw + bx) * 64
+					d.reconstruct(c, bx, by, (*[64]int16)(c.coef[j:j+64]))
+				}
 			}
-		}
-		c.coef, c.nz = nil, nil
+			c.coef, c.nz = nil, nil
+		})
 	}
+	wg.Wait()
 }
