@@ -107,8 +107,17 @@ $(VIPSJOB): infra/bench/vipsjob.c
 	mkdir -p $(dir $@)
 	gcc -O2 -o $@ $< $$(pkg-config --cflags --libs vips)
 
-bench: $(BENCH_PHOTO) $(VIPSJOB) local-tool
-	SLUICE_VIPSJOB=$(abspath $(VIPSJOB)) SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 3x -run 'TestBenchReport|TestCascadeMatchesNaiveQuality' -v ./pkg/render | grep -v '^=== RUN'
+# Six real photos from the same package (GPL-2+, see testdata/README.md): two progressive, four
+# baseline, 2 to 18 MP.
+BENCH_SET := abstract/Elephants_5640x3172 abstract/Elephants_3840x2160 nature/TwoWings nature/Wood nature/RainDrops nature/Storm
+BENCH_PHOTOS := $(CACHE)/bench/photos
+$(BENCH_PHOTOS)/.done: $(BENCH_PHOTO)
+	mkdir -p $(BENCH_PHOTOS)
+	for p in $(BENCH_SET); do cp $(CACHE)/bench/deb/x/usr/share/backgrounds/mate/$$p.jpg $(BENCH_PHOTOS)/; done
+	touch $@
+
+bench: $(BENCH_PHOTO) $(BENCH_PHOTOS)/.done $(VIPSJOB) local-tool
+	SLUICE_VIPSJOB=$(abspath $(VIPSJOB)) SLUICE_BENCH_PHOTOS=$(abspath $(BENCH_PHOTOS)) SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 3x -run 'TestBenchReport|TestCascadeMatchesNaiveQuality' -v ./pkg/render | grep -v '^=== RUN'
 	@echo "peak resident memory of one job, each in a fresh process:"
 	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -run '^TestPeakRSS$$' -v ./pkg/render | grep 'peak RSS'
 	@echo "decode only: image/jpeg at full size vs jpegscale at 1/1, 1/2, 1/4, 1/8"

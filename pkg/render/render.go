@@ -248,9 +248,20 @@ func encode(img image.Image, f recipe.Format, quality int) ([]byte, error) {
 	if f == recipe.PNG {
 		err = (&png.Encoder{CompressionLevel: png.DefaultCompression}).Encode(&buf, img)
 	} else {
-		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: quality})
+		err = jpeg.Encode(&buf, asRGBA(img), &jpeg.Options{Quality: quality})
 	}
 	return buf.Bytes(), err
+}
+
+// asRGBA returns an opaque *image.NRGBA as an *image.RGBA over the same pixels (for opaque
+// pixels the two layouts hold the same bytes), which image/jpeg encodes on its fast path instead
+// of converting every pixel through the image.Image interface; the bytes come out the same.
+// Anything else is returned as it is.
+func asRGBA(img image.Image) image.Image {
+	if n, ok := img.(*image.NRGBA); ok && n.Opaque() {
+		return &image.RGBA{Pix: n.Pix, Stride: n.Stride, Rect: n.Rect}
+	}
+	return img
 }
 
 // hasAlpha reports whether any pixel of img is not fully opaque.
