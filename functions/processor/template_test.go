@@ -80,6 +80,21 @@ func TestTemplateSetsEveryVariableTheCodeReads(t *testing.T) {
 	}
 }
 
+// bytesPerPixel is one job's peak memory per source pixel, rounded up from what make bench
+// measures (TestPeakRSS: 7.1 for a 40 MP PNG, the case no reduced decode helps).
+const bytesPerPixel = 7.5
+
+// The smallest memory the template allows holds a job at the largest pixel count it allows by
+// default, with room for the runtime.
+func TestTemplateMemoryCoversThePixelLimit(t *testing.T) {
+	doc := loadTemplate(t)
+	minMB := dig(t, doc, "Parameters", "MemorySize", "MinValue").(int)
+	maxPixels := dig(t, doc, "Parameters", "MaxPixels", "Default").(int)
+	if need := bytesPerPixel*float64(maxPixels)/(1<<20) + 64; float64(minMB) < need {
+		t.Errorf("MemorySize MinValue %d MB < %.0f MB that a %d-pixel job needs", minMB, need, maxPixels)
+	}
+}
+
 // maxBinaryBytes is the budget for one function's bootstrap (issue: cold start and deploy size).
 const maxBinaryBytes = 25_000_000
 

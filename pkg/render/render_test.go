@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"image"
 	"image/jpeg"
+	"image/png"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/disintegration/imaging"
@@ -292,19 +294,45 @@ func TestPeakRSS(t *testing.T) {
 	if os.Getenv("SLUICE_BENCH_PHOTO") == "" {
 		t.Skip("set SLUICE_BENCH_PHOTO to a ≥ 12 MP photo (make bench does)")
 	}
-	for _, mode := range []string{"cascade", "naive"} {
+	// The worst case the default MAX_PIXELS admits: a 40 MP PNG, which no decoder can reduce.
+	big := filepath.Join(t.TempDir(), "40mp.png")
+	{
+		img := image.NewNRGBA(image.Rect(0, 0, 7746, 5164))
+		for i := range img.Pix {
+			img.Pix[i] = uint8(i * 31 >> 5)
+		}
+		var buf bytes.Buffer
+		if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, img); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(big, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, mode := range []string{"cascade", "naive", "cascade-40mp-png"} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestPeakRSSChild$", "-test.v")
-		cmd.Env = append(os.Environ(), "SLUICE_RSS_CHILD="+mode)
+		photo, child := os.Getenv("SLUICE_BENCH_PHOTO"), mode
+		if mode == "cascade-40mp-png" {
+			photo, child = big, "cascade"
+		}
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "SLUICE_BENCH_PHOTO=") && !strings.HasPrefix(kv, "SLUICE_RSS_CHILD=") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		cmd.Env = append(cmd.Env, "SLUICE_RSS_CHILD="+child, "SLUICE_BENCH_PHOTO="+photo)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s child: %v\n%s", mode, err, out)
 		}
-		m := regexp.MustCompile(`peak RSS (\d+) kB`).FindSubmatch(out)
+		m := regexp.MustCompile(`peak RSS (\d+) kB for (\d+) pixels`).FindSubmatch(out)
 		if m == nil {
 			t.Fatalf("%s child said:\n%s", mode, out)
 		}
 		kb, _ := strconv.Atoi(string(m[1]))
-		fmt.Printf("%-7s peak RSS %4d MB for one job (GOGC=%s, GOMEMLIMIT=%s)\n", mode, kb/1024, envOr("GOGC", "100"), envOr("GOMEMLIMIT", "none"))
+		px, _ := strconv.Atoi(string(m[2]))
+		fmt.Printf("%-16s peak RSS %4d MB for one %.1f MP job, %.1f bytes/pixel (GOGC=%s, GOMEMLIMIT=%s)\n", mode, kb/1024,
+			float64(px)/1e6, float64(kb)*1024/float64(px), envOr("GOGC", "100"), envOr("GOMEMLIMIT", "none"))
 	}
 }
 
@@ -325,6 +353,7 @@ func TestPeakRSSChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	source := bytes.Clone(data[:min(len(data), 1<<16)]) // for DecodeConfig afterwards, without keeping data alive
 	r := defaultRenderer(t)
 	if mode == "cascade" {
 		d, err := media.Decode(data, r.Need)
@@ -352,7 +381,11 @@ func TestPeakRSSChild(t *testing.T) {
 	if m == nil {
 		t.Fatal("no VmHWM in /proc/self/status")
 	}
-	fmt.Printf("peak RSS %s kB\n", m[1])
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(source))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("peak RSS %s kB for %d pixels\n", m[1], cfg.Width*cfg.Height)
 }
 
 // The fast path of the JPEG encoder gives the same bytes as the generic one, and it is taken only
