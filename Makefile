@@ -11,7 +11,10 @@ STATICCHECK := $(CACHE)/bin/staticcheck
 STATICCHECK_VERSION := v0.8.2
 # Lambda build: static, arm64, no RPC shim (provided.al2023 runtime).
 LAMBDA_ENV   := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
-LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags='-s -w'
+LAMBDA_FLAGS := -tags lambda.norpc,nodynamic -trimpath -ldflags='-s -w'
+# gen2brain/webp (WebP outputs) would load a system libwebp when there is one; Lambda has none, so
+# every build and test here uses its WebAssembly build, as Lambda does.
+export GOFLAGS := $(strip $(GOFLAGS) -tags=nodynamic)
 
 .PHONY: help build test test-unit test-race soak lint local-up local-down local-status local-tool
 # Packages whose tests need no local stack: `make test` also runs them under the race detector.
@@ -118,6 +121,8 @@ $(BENCH_PHOTOS)/.done: $(BENCH_PHOTO)
 
 bench: $(BENCH_PHOTO) $(BENCH_PHOTOS)/.done $(VIPSJOB) local-tool
 	SLUICE_VIPSJOB=$(abspath $(VIPSJOB)) SLUICE_BENCH_PHOTOS=$(abspath $(BENCH_PHOTOS)) SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 3x -run 'TestBenchReport|TestCascadeMatchesNaiveQuality' -v ./pkg/render | grep -v '^=== RUN'
+	@echo "WebP output cost (a fresh process: the first encode compiles the module):"
+	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -run '^TestWebPCost$$' -v ./pkg/render | grep '^encode'
 	@echo "peak resident memory of one job, each in a fresh process:"
 	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -run '^TestPeakRSS$$' -v ./pkg/render | grep 'peak RSS'
 	@echo "decode only: image/jpeg at full size vs jpegscale at 1/1, 1/2, 1/4, 1/8"

@@ -19,7 +19,7 @@ func BenchmarkColdStart(b *testing.B) {
 	bins := map[string]string{"processor": ".", "baseline": "./testdata/baseline"}
 	for name, pkg := range bins {
 		out := filepath.Join(dir, name)
-		cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+		cmd := exec.Command("go", "build", "-tags", "lambda.norpc,nodynamic", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("build %s: %v\n%s", name, err, msg)

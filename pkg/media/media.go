@@ -14,7 +14,7 @@ import (
 	"github.com/disintegration/imaging"
 	_ "golang.org/x/image/bmp"  // decoder registration
 	_ "golang.org/x/image/tiff" // decoder registration
-	_ "golang.org/x/image/webp" // decoder registration
+	xwebp "golang.org/x/image/webp"
 
 	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/jpegscale"
@@ -89,7 +89,7 @@ func Inspect(data []byte, lim Limits) (Info, error) {
 		return Info{}, failure.Permanent(failure.UnsupportedType,
 			"the content is not a JPEG, PNG, GIF, BMP, TIFF or WebP image (first bytes % x)", data[:min(len(data), 8)])
 	}
-	cfg, name, err := image.DecodeConfig(bytes.NewReader(data))
+	cfg, name, err := decodeConfig(format, data)
 	if err != nil {
 		return Info{}, failure.PermanentWrap(failure.Corrupt, err, "the %s header cannot be read", format)
 	}
@@ -104,6 +104,17 @@ func Inspect(data []byte, lim Limits) (Info, error) {
 			"the image is %d×%d = %d pixels; the limit is %d", cfg.Width, cfg.Height, px, lim.MaxPixels)
 	}
 	return Info{Format: format, Width: cfg.Width, Height: cfg.Height}, nil
+}
+
+// decodeConfig reads the header. WebP goes to golang.org/x/image/webp by name: the WebP encoder
+// used for outputs registers a second, WASM-backed "webp" decoder with package image, which
+// inputs must not reach (it would compile its module on the first upload).
+func decodeConfig(f Format, data []byte) (image.Config, string, error) {
+	if f == WebP {
+		cfg, err := xwebp.DecodeConfig(bytes.NewReader(data))
+		return cfg, string(WebP), err
+	}
+	return image.DecodeConfig(bytes.NewReader(data))
 }
 
 // Need tells, for an image's upright full size, the smallest size the caller needs it in.
@@ -128,7 +139,15 @@ func Decode(data []byte, need Need) (Decoded, error) {
 		// Variants jpegscale leaves out (CMYK, arithmetic coding, 12-bit) and data it rejects
 		// go to the standard decoder, at full size, which has the last word on corruption.
 	}
-	img, err := imaging.Decode(bytes.NewReader(data), imaging.AutoOrientation(true))
+	var (
+		img image.Image
+		err error
+	)
+	if f, _ := Sniff(data[:min(len(data), SniffLen)]); f == WebP {
+		img, err = xwebp.Decode(bytes.NewReader(data)) // WebP carries no EXIF orientation here
+	} else {
+		img, err = imaging.Decode(bytes.NewReader(data), imaging.AutoOrientation(true))
+	}
 	if err != nil {
 		return Decoded{}, failure.PermanentWrap(failure.Corrupt, err, "the image data cannot be decoded")
 	}

@@ -30,6 +30,7 @@ const (
 	Auto Format = "auto"
 	JPEG Format = "jpeg"
 	PNG  Format = "png"
+	WebP Format = "webp"
 )
 
 // Rendition is one output of the recipe.
@@ -150,8 +151,8 @@ func (r Recipe) Validate() error {
 		if rd.Height < 1 || rd.Height > MaxSide {
 			bad(f+".height", "%d: want 1-%d", rd.Height, MaxSide)
 		}
-		if rd.Format != Auto && rd.Format != JPEG && rd.Format != PNG {
-			bad(f+".format", "%q: want auto, jpeg or png", rd.Format)
+		if rd.Format != Auto && rd.Format != JPEG && rd.Format != PNG && rd.Format != WebP {
+			bad(f+".format", "%q: want auto, jpeg, png or webp", rd.Format)
 		}
 		if rd.Quality != 0 && (rd.Quality < 1 || rd.Quality > 100) {
 			bad(f+".quality", "%d: want 1-100, or 0 for jpeg_quality", rd.Quality)

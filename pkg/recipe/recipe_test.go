@@ -29,11 +29,12 @@ func TestDefaultIsValidAndAsDocumented(t *testing.T) {
 
 func TestParseGood(t *testing.T) {
 	r, err := recipe.Parse([]byte(`{"renditions":[{"name":"web","width":1600,"height":1600,"watermark":true},
-		{"name":"sq","mode":"fill","width":300,"height":300,"format":"png"}],"watermark":{"position":"top-left","opacity":0.3}}`))
+		{"name":"sq","mode":"fill","width":300,"height":300,"format":"png"},
+		{"name":"w","mode":"fill","width":100,"height":100,"format":"webp"}],"watermark":{"position":"top-left","opacity":0.3}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Renditions[0].Mode != recipe.Fit || r.Renditions[0].Format != recipe.Auto || r.Renditions[1].Format != recipe.PNG {
+	if r.Renditions[0].Mode != recipe.Fit || r.Renditions[0].Format != recipe.Auto || r.Renditions[1].Format != recipe.PNG || r.Renditions[2].Format != recipe.WebP {
 		t.Errorf("defaults not applied: %+v", r.Renditions)
 	}
 	if r.Watermark.Position != recipe.TopLeft || r.Watermark.Opacity != 0.3 || r.Watermark.Scale != recipe.Default().Watermark.Scale {

@@ -17,6 +17,7 @@ import (
 	"sort"
 
 	"github.com/disintegration/imaging"
+	"github.com/gen2brain/webp"
 
 	"github.com/sluice-dev/sluice/pkg/recipe"
 )
@@ -31,16 +32,22 @@ type Output struct {
 
 // Ext is the file extension of the output.
 func (o Output) Ext() string {
-	if o.Format == recipe.PNG {
+	switch o.Format {
+	case recipe.PNG:
 		return "png"
+	case recipe.WebP:
+		return "webp"
 	}
 	return "jpg"
 }
 
 // ContentType is the output's MIME type.
 func (o Output) ContentType() string {
-	if o.Format == recipe.PNG {
+	switch o.Format {
+	case recipe.PNG:
 		return "image/png"
+	case recipe.WebP:
+		return "image/webp"
 	}
 	return "image/jpeg"
 }
@@ -245,9 +252,14 @@ func WatermarkBox(cfg recipe.Watermark, wmW, wmH, w, h int) image.Rectangle {
 func encode(img image.Image, f recipe.Format, quality int) ([]byte, error) {
 	var buf bytes.Buffer
 	var err error
-	if f == recipe.PNG {
+	switch f {
+	case recipe.PNG:
 		err = (&png.Encoder{CompressionLevel: png.DefaultCompression}).Encode(&buf, img)
-	} else {
+	case recipe.WebP:
+		// libwebp compiled to WebAssembly, run by wazero (pure Go: the arm64 build stays
+		// static); the module is compiled on the first WebP encode of a process.
+		err = webp.Encode(&buf, img, webp.Options{Quality: quality, Method: 4})
+	default:
 		err = jpeg.Encode(&buf, asRGBA(img), &jpeg.Options{Quality: quality})
 	}
 	return buf.Bytes(), err

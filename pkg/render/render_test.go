@@ -16,8 +16,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/disintegration/imaging"
+	xwebp "golang.org/x/image/webp"
 
 	"github.com/sluice-dev/sluice/pkg/media"
 	"github.com/sluice-dev/sluice/pkg/recipe"
@@ -413,4 +415,66 @@ func TestOpaqueNRGBAEncodesLikeTheGenericPath(t *testing.T) {
 	if _, ok := asRGBA(img).(*image.NRGBA); !ok {
 		t.Fatal("a translucent image took the opaque fast path")
 	}
+}
+
+// A WebP rendition comes out as a WebP file of the right size, named and typed as one.
+func TestWebPRendition(t *testing.T) {
+	rc := recipe.Default()
+	rc.Renditions = []recipe.Rendition{{Name: "web", Mode: recipe.Fit, Width: 320, Height: 320, Format: recipe.WebP}}
+	r := New(rc, nil)
+	src := image.NewNRGBA(image.Rect(0, 0, 640, 400))
+	for i := range src.Pix {
+		src.Pix[i] = uint8(i % 253)
+	}
+	outs, err := r.Render(context.Background(), src, image.Pt(640, 400))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := outs[0]
+	if o.Ext() != "webp" || o.ContentType() != "image/webp" || o.Width != 320 || o.Height != 200 {
+		t.Fatalf("output %s %s %dx%d", o.Ext(), o.ContentType(), o.Width, o.Height)
+	}
+	img, err := xwebp.Decode(bytes.NewReader(o.Body))
+	if err != nil {
+		t.Fatalf("the body is not WebP: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() != 320 || b.Dy() != 200 {
+		t.Fatalf("decoded %v", b)
+	}
+}
+
+// TestWebPCost prints what WebP outputs cost next to JPEG on the large rendition of the
+// benchmark photo (make bench): the first encode of a process compiles the WebAssembly module.
+func TestWebPCost(t *testing.T) {
+	if os.Getenv("SLUICE_BENCH_PHOTO") == "" {
+		t.Skip("set SLUICE_BENCH_PHOTO (make bench does)")
+	}
+	data, err := os.ReadFile(os.Getenv("SLUICE_BENCH_PHOTO"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := naiveDecode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	large := imaging.Resize(src, 2048, 0, imaging.Lanczos)
+	timeIt := func(f recipe.Format) (time.Duration, int) {
+		start := time.Now()
+		body, err := encode(large, f, 82)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(start), len(body)
+	}
+	first, _ := timeIt(recipe.WebP)
+	var webpT, jpegT time.Duration
+	var webpN, jpegN int
+	for range 3 {
+		d, n := timeIt(recipe.WebP)
+		webpT, webpN = webpT+d, n
+		d, n = timeIt(recipe.JPEG)
+		jpegT, jpegN = jpegT+d, n
+	}
+	fmt.Printf("encode %dx%d q82: JPEG %d ms, %d KB; WebP %d ms, %d KB; first WebP encode of a process %d ms (module compile)\n",
+		large.Bounds().Dx(), large.Bounds().Dy(), jpegT.Milliseconds()/3, jpegN/1024, webpT.Milliseconds()/3, webpN/1024, first.Milliseconds())
 }
