@@ -87,9 +87,7 @@ func envOr(name, def string) string {
 
 // deployment is a built processor and the operator commands on it.
 type deployment struct {
-	cfg   processor.Config
 	ops   *ops.Ops
-	proc  *processor.Processor
 	tg    target
 	queue *queue.Queue
 }
@@ -152,7 +150,7 @@ func open(ctx context.Context, tg target, stdio IO) (*deployment, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &deployment{cfg: cfg, proc: proc, tg: tg, queue: queue.New(sqs.NewFromConfig(awsCfg)),
+	return &deployment{tg: tg, queue: queue.New(sqs.NewFromConfig(awsCfg)),
 		ops: ops.New(cfg, storage.New(s3c), state.New(ddb, cfg.StateTable, cfg.StateTTL), proc)}, nil
 }
 

@@ -43,17 +43,17 @@ func (o *Ops) Backfill(ctx context.Context, opt BackfillOptions, prog Progress) 
 		return Counts{}, err
 	}
 	var tally Tally
-	feedErrs := make(chan error, 1)
 	tally.Total.Store(int64(len(objs)))
 	if prog != nil {
 		prog.SetTotal(int64(len(objs)))
 	}
+	var sendErr error // set by the consumer; read after wait
 	send, wait := dispatch(ctx, func(in <-chan job) {
 		if opt.Via == nil {
 			o.runJobs(ctx, in, opt.Concurrency, 0, &tally, prog)
-		} else if err := o.sendJobs(ctx, in, opt.Via, &tally, prog); err != nil {
-			feedErrs <- err
+			return
 		}
+		sendErr = o.sendJobs(ctx, in, opt.Via, &tally, prog)
 	})
 	recipe := o.proc.RecipeVersion()
 	var feedErr error
@@ -79,13 +79,8 @@ func (o *Ops) Backfill(ctx context.Context, opt BackfillOptions, prog Progress) 
 		}
 	}
 	wait()
-	select {
-	case err := <-feedErrs:
-		feedErr = errors.Join(feedErr, err)
-	default:
-	}
-	if feedErr != nil {
-		return tally.Snapshot(), feedErr
+	if err := errors.Join(feedErr, sendErr); err != nil {
+		return tally.Snapshot(), err
 	}
 	return tally.Snapshot(), ctx.Err()
 }

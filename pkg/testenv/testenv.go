@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/sluice-dev/sluice/pkg/awsclient"
 	"github.com/sluice-dev/sluice/pkg/localstack"
+	"github.com/sluice-dev/sluice/pkg/storage"
 )
 
 // RequireEnv is the variable that turns a missing stack from a skip into a failure.
@@ -182,25 +182,14 @@ func (e *Env) Bucket(t testing.TB) string {
 	return name
 }
 
-// List returns every object of bucket: key → ETag (unquoted). Keys come URL-encoded on the
-// wire, so keys with control characters (which XML cannot carry) list too.
+// List returns every object of bucket: key → ETag (keys with control characters list too).
 func (e *Env) List(ctx context.Context, bucket string) (map[string]string, error) {
 	out := map[string]string{}
-	p := s3.NewListObjectsV2Paginator(e.S3, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), EncodingType: s3types.EncodingTypeUrl})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, o := range page.Contents {
-			key, err := url.QueryUnescape(aws.ToString(o.Key))
-			if err != nil {
-				return nil, fmt.Errorf("list %s: key %q: %w", bucket, aws.ToString(o.Key), err)
-			}
-			out[key] = strings.Trim(aws.ToString(o.ETag), `"`)
-		}
-	}
-	return out, nil
+	err := storage.New(e.S3).List(ctx, bucket, "", func(o storage.Object) error {
+		out[o.Key] = o.ETag
+		return nil
+	})
+	return out, err
 }
 
 func (e *Env) emptyBucket(ctx context.Context, bucket string) error {
