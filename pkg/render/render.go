@@ -15,10 +15,12 @@ import (
 	"image/png"
 	"math"
 	"sort"
+	"sync"
 
 	"github.com/disintegration/imaging"
 	"github.com/gen2brain/webp"
 
+	"github.com/sluice-dev/sluice/pkg/jpegenc"
 	"github.com/sluice-dev/sluice/pkg/recipe"
 )
 
@@ -118,38 +120,51 @@ func cover(rd recipe.Rendition, w, h int) (int, int) {
 
 // Render makes every rendition of src, in the recipe's order. full is the source's full size,
 // from which the renditions' sizes are computed; src may be smaller (a reduced decode) but
-// must cover Need(full).
+// must cover Need(full). Each rendition is encoded as soon as its pixels are ready, while the
+// next one is resized.
 func (r *Renderer) Render(ctx context.Context, src image.Image, full image.Point) ([]Output, error) {
-	imgs, err := r.images(ctx, src, full)
+	alpha := hasAlpha(src)
+	outs := make([]Output, len(r.recipe.Renditions))
+	errs := make([]error, len(outs))
+	var wg sync.WaitGroup
+	_, err := r.images(ctx, src, full, func(i int, img image.Image) {
+		wg.Go(func() { outs[i], errs[i] = r.encode(ctx, r.recipe.Renditions[i], img, alpha) })
+	})
+	wg.Wait()
 	if err != nil {
 		return nil, err
 	}
-	alpha := hasAlpha(src)
-	outs := make([]Output, len(imgs))
-	for i, img := range imgs {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("encode %s: %w", r.recipe.Renditions[i].Name, err)
-		}
-		rd := r.recipe.Renditions[i]
-		format := rd.Format
-		if format == recipe.Auto {
-			format = recipe.JPEG
-			if alpha {
-				format = recipe.PNG
-			}
-		}
-		quality := rd.Quality
-		if quality == 0 {
-			quality = r.recipe.JPEGQuality
-		}
-		body, err := encode(img.final, format, quality)
+	for _, err := range errs {
 		if err != nil {
-			return nil, fmt.Errorf("encode %s as %s: %w", rd.Name, format, err)
+			return nil, err
 		}
-		b := img.final.Bounds()
-		outs[i] = Output{Name: rd.Name, Width: b.Dx(), Height: b.Dy(), Format: format, Body: body}
 	}
 	return outs, nil
+}
+
+// encode encodes one rendition in its format (auto: PNG when the source has transparency,
+// else JPEG).
+func (r *Renderer) encode(ctx context.Context, rd recipe.Rendition, img image.Image, alpha bool) (Output, error) {
+	if err := ctx.Err(); err != nil {
+		return Output{}, fmt.Errorf("encode %s: %w", rd.Name, err)
+	}
+	format := rd.Format
+	if format == recipe.Auto {
+		format = recipe.JPEG
+		if alpha {
+			format = recipe.PNG
+		}
+	}
+	quality := rd.Quality
+	if quality == 0 {
+		quality = r.recipe.JPEGQuality
+	}
+	body, err := encode(img, format, quality)
+	if err != nil {
+		return Output{}, fmt.Errorf("encode %s as %s: %w", rd.Name, format, err)
+	}
+	b := img.Bounds()
+	return Output{Name: rd.Name, Width: b.Dx(), Height: b.Dy(), Format: format, Body: body}, nil
 }
 
 // rendered is one rendition's pixels, before encoding.
@@ -158,7 +173,8 @@ type rendered struct {
 }
 
 // images resizes (largest first, cascading) and watermarks; the result is in recipe order.
-func (r *Renderer) images(ctx context.Context, src image.Image, full image.Point) ([]rendered, error) {
+// done, when not nil, is called with each rendition (its index in the recipe) once it is made.
+func (r *Renderer) images(ctx context.Context, src image.Image, full image.Point, done func(int, image.Image)) ([]rendered, error) {
 	order := make([]int, len(r.recipe.Renditions))
 	for i := range order {
 		order[i] = i
@@ -178,19 +194,49 @@ func (r *Renderer) images(ctx context.Context, src image.Image, full image.Point
 		rd := r.recipe.Renditions[i]
 		w, h := target(rd, full.X, full.Y)
 		from := pickSource(src, made, rd, full)
-		var img *image.NRGBA
-		if rd.Mode == recipe.Fill {
-			img = imaging.Fill(from, w, h, imaging.Center, imaging.Lanczos)
-		} else {
-			img = imaging.Resize(from, w, h, imaging.Lanczos)
-		}
+		img := resize(from, w, h, rd.Mode == recipe.Fill)
 		made = append(made, img)
 		out[i] = rendered{final: img}
 		if rd.Watermark && r.watermark != nil && w >= r.recipe.Watermark.MinWidth {
 			out[i] = rendered{final: r.applyWatermark(img)}
 		}
+		if done != nil {
+			done(i, out[i].final)
+		}
 	}
 	return out, nil
+}
+
+// resize scales src to w×h: fit scales the whole image, fill first crops it, centred, to the
+// w:h aspect ratio (as imaging.Fill does). A JPEG's YCbCr or grey planes are resized as they
+// are; anything else goes through imaging, as NRGBA.
+func resize(src image.Image, w, h int, fill bool) image.Image {
+	b := src.Bounds()
+	if fill {
+		cw, ch := b.Dx(), b.Dy()
+		if cw*h > ch*w { // wider than the box: crop the sides
+			cw = max(1, int(float64(ch)*float64(w)/float64(h)+0.5))
+		} else {
+			ch = max(1, int(float64(cw)*float64(h)/float64(w)+0.5))
+		}
+		at := b.Min.Add(image.Pt((b.Dx()-cw)/2, (b.Dy()-ch)/2))
+		if sub, ok := src.(interface {
+			SubImage(image.Rectangle) image.Image
+		}); ok {
+			src = sub.SubImage(image.Rectangle{Min: at, Max: at.Add(image.Pt(cw, ch))})
+			b = src.Bounds()
+		}
+	}
+	if b.Dx() == w && b.Dy() == h {
+		return src
+	}
+	if out, ok := resizePlanar(src, w, h); ok {
+		return out
+	}
+	if fill {
+		return imaging.Fill(src, w, h, imaging.Center, imaging.Lanczos)
+	}
+	return imaging.Resize(src, w, h, imaging.Lanczos)
 }
 
 // pickSource returns the smallest image already made that still covers rd twice over (so the
@@ -216,11 +262,15 @@ func abs(v int) int {
 }
 
 // applyWatermark returns a copy of img with the watermark scaled to its box and drawn with
-// the recipe's opacity.
-func (r *Renderer) applyWatermark(img *image.NRGBA) *image.NRGBA {
+// the recipe's opacity: blended into the planes of a 4:2:0 image, drawn over an NRGBA copy
+// of anything else.
+func (r *Renderer) applyWatermark(img image.Image) image.Image {
 	wb := r.watermark.Bounds()
 	box := WatermarkBox(r.recipe.Watermark, wb.Dx(), wb.Dy(), img.Bounds().Dx(), img.Bounds().Dy())
 	mark := imaging.Resize(r.watermark, box.Dx(), box.Dy(), imaging.Lanczos)
+	if m, ok := img.(*image.YCbCr); ok && m.SubsampleRatio == image.YCbCrSubsampleRatio420 {
+		return blend420(m, mark, box.Min, uint8(r.recipe.Watermark.Opacity*255+0.5))
+	}
 	out := imaging.Clone(img)
 	mask := image.NewUniform(color.Alpha{A: uint8(r.recipe.Watermark.Opacity*255 + 0.5)})
 	draw.DrawMask(out, box, mark, image.Point{}, mask, image.Point{}, draw.Over)
@@ -260,6 +310,12 @@ func encode(img image.Image, f recipe.Format, quality int) ([]byte, error) {
 		// static); the module is compiled on the first WebP encode of a process.
 		err = webp.Encode(&buf, img, webp.Options{Quality: quality, Method: 4})
 	default:
+		if jpegenc.Supports(img) {
+			// The 4:2:0 and grey images the planar resize makes: written from their planes,
+			// in parallel stripes.
+			err = jpegenc.Encode(&buf, img, quality)
+			break
+		}
 		err = jpeg.Encode(&buf, asRGBA(img), &jpeg.Options{Quality: quality})
 	}
 	return buf.Bytes(), err
