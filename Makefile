@@ -120,7 +120,7 @@ $(BENCH_PHOTOS)/.done: $(BENCH_PHOTO)
 	touch $@
 
 bench: $(BENCH_PHOTO) $(BENCH_PHOTOS)/.done $(VIPSJOB) local-tool
-	SLUICE_VIPSJOB=$(abspath $(VIPSJOB)) SLUICE_BENCH_PHOTOS=$(abspath $(BENCH_PHOTOS)) SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 3x -run 'TestBenchReport|TestCascadeMatchesNaiveQuality' -v ./pkg/render | grep -v '^=== RUN'
+	SLUICE_VIPSJOB=$(abspath $(VIPSJOB)) SLUICE_BENCH_PHOTOS=$(abspath $(BENCH_PHOTOS)) SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 4x -run 'TestBenchReport|TestCascadeMatchesNaiveQuality' -v ./pkg/render | grep -v '^=== RUN'
 	@echo "WebP output cost (a fresh process: the first encode compiles the module):"
 	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -run '^TestWebPCost$$' -v ./pkg/render | grep '^encode'
 	@echo "peak resident memory of one job, each in a fresh process:"

@@ -3,6 +3,7 @@ package media_test
 import (
 	"bytes"
 	"image"
+	"image/color"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
@@ -266,4 +267,82 @@ func TestBombsAreRejectedBeforeAllocating(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Turning the planes gives the pixels imaging's transforms give (checked exactly where chroma
+// is not subsampled), and each sample comes from where EXIF says, for every orientation and
+// every subsampling that survives a turn.
+func TestOrientPlanesMatchesImaging(t *testing.T) {
+	for _, ratio := range []image.YCbCrSubsampleRatio{image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio420, image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio440} {
+		src := image.NewYCbCr(image.Rect(0, 0, 6, 4), ratio)
+		for i := range src.Y {
+			src.Y[i] = uint8(i * 9)
+		}
+		for i := range src.Cb {
+			src.Cb[i], src.Cr[i] = uint8(100+i*5), uint8(90+i*7)
+		}
+		gray := image.NewGray(src.Rect)
+		copy(gray.Pix, src.Y)
+		for o := 2; o <= 8; o++ {
+			for _, m := range []image.Image{src, gray} {
+				got, ok := media.OrientPlanes(m, o)
+				if !ok {
+					t.Fatalf("%v %T: orientation %d not turned on planes", ratio, m, o)
+				}
+				want := imaging.Clone(orientWithImaging(m, o))
+				if got.Bounds().Size() != want.Bounds().Size() {
+					t.Fatalf("%v %T, orientation %d: size %v, want %v", ratio, m, o, got.Bounds().Size(), want.Bounds().Size())
+				}
+				for y := range want.Bounds().Dy() {
+					for x := range want.Bounds().Dx() {
+						// Even sizes: every chroma block lands on a chroma block.
+						gy, gb, gr := ycc(got.At(x, y))
+						wy, wb, wr := ycc(m.At(sourceOf(o, x, y, 6, 4)))
+						if gy != wy || gb != wb || gr != wr {
+							t.Fatalf("%v %T, orientation %d: (%d,%d) YCbCr %d %d %d, want %d %d %d", ratio, m, o, x, y, gy, gb, gr, wy, wb, wr)
+						}
+						if ratio == image.YCbCrSubsampleRatio444 {
+							g, w := color.NRGBAModel.Convert(got.At(x, y)), want.At(x, y)
+							if g != w {
+								t.Fatalf("444, orientation %d: (%d,%d) %v, want %v", o, x, y, g, w)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func ycc(c color.Color) (uint8, uint8, uint8) {
+	switch c := c.(type) {
+	case color.YCbCr:
+		return c.Y, c.Cb, c.Cr
+	case color.Gray:
+		return c.Y, 128, 128
+	}
+	panic("unexpected colour type")
+}
+
+// sourceOf is where upright pixel (x, y) comes from in a w×h stored image, per EXIF.
+func sourceOf(o, x, y, w, h int) (int, int) {
+	switch o {
+	case 2:
+		return w - 1 - x, y
+	case 3:
+		return w - 1 - x, h - 1 - y
+	case 4:
+		return x, h - 1 - y
+	case 5:
+		return y, x
+	case 6:
+		return y, h - 1 - x
+	case 7:
+		return w - 1 - y, h - 1 - x
+	}
+	return w - 1 - y, x
+}
+
+func orientWithImaging(img image.Image, o int) image.Image {
+	return []func(image.Image) *image.NRGBA{imaging.FlipH, imaging.Rotate180, imaging.FlipV, imaging.Transpose, imaging.Rotate270, imaging.Transverse, imaging.Rotate90}[o-2](img)
 }

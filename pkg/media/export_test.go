@@ -1,0 +1,4 @@
+package media
+
+// OrientPlanes lets the tests turn planes directly.
+var OrientPlanes = orientPlanes
