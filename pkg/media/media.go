@@ -206,4 +206,3 @@ func Shrink(w, h, orientation int, need Need) int {
 	}
 	return 1
 }
-
