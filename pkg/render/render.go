@@ -228,7 +228,11 @@ func resize(src image.Image, w, h int, fill bool) image.Image {
 		}
 	}
 	if b.Dx() == w && b.Dy() == h {
-		return src
+		// Already the size. A YCbCr image still goes to 4:2:0 below (the chroma alone is
+		// resampled), which the watermark blend and the JPEG writer take as it is.
+		if m, ok := src.(*image.YCbCr); !ok || m.SubsampleRatio == image.YCbCrSubsampleRatio420 {
+			return src
+		}
 	}
 	if out, ok := resizePlanar(src, w, h); ok {
 		return out
