@@ -119,12 +119,23 @@ $(BENCH_PHOTOS)/.done: $(BENCH_PHOTO)
 	for p in $(BENCH_SET); do cp $(CACHE)/bench/deb/x/usr/share/backgrounds/mate/$$p.jpg $(BENCH_PHOTOS)/; done
 	touch $@
 
-bench: $(BENCH_PHOTO) $(BENCH_PHOTOS)/.done $(VIPSJOB) local-tool
+# HEIC and AVIF inputs: the 8.3 MP photo re-encoded with Debian's libheif-examples (x265, aom).
+BENCH_HEIF := $(CACHE)/bench/heif
+$(BENCH_HEIF)/.done: $(BENCH_PHOTOS)/.done
+	command -v heif-enc >/dev/null || { apt-get install -y -q --no-install-recommends libheif-examples || { apt-get update -qq && apt-get install -y -q --no-install-recommends libheif-examples; }; }
+	mkdir -p $(BENCH_HEIF)
+	heif-enc -q 50 -o $(BENCH_HEIF)/Elephants_3840x2160.heic $(BENCH_PHOTOS)/Elephants_3840x2160.jpg
+	heif-enc -q 50 -o $(BENCH_HEIF)/Elephants_3840x2160.avif $(BENCH_PHOTOS)/Elephants_3840x2160.jpg
+	touch $@
+
+bench: $(BENCH_PHOTO) $(BENCH_PHOTOS)/.done $(BENCH_HEIF)/.done $(VIPSJOB) local-tool
 	SLUICE_VIPSJOB=$(abspath $(VIPSJOB)) SLUICE_BENCH_PHOTOS=$(abspath $(BENCH_PHOTOS)) SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 4x -run 'TestBenchReport|TestCascadeMatchesNaiveQuality' -v ./pkg/render | grep -v '^=== RUN'
 	@echo "WebP output cost (a fresh process: the first encode compiles the module):"
 	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -run '^TestWebPCost$$' -v ./pkg/render | grep '^encode'
+	@echo "HEIC and AVIF inputs (WebAssembly decoders), whole jobs:"
+	SLUICE_BENCH_HEIF=$(abspath $(BENCH_HEIF)) SLUICE_BENCH_PHOTOS=$(abspath $(BENCH_PHOTOS)) go test -count=1 -benchtime 3x -run '^TestHEIFCost$$' -v ./pkg/render | grep ' input '
 	@echo "peak resident memory of one job, each in a fresh process:"
-	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -run '^TestPeakRSS$$' -v ./pkg/render | grep 'peak RSS'
+	SLUICE_BENCH_HEIF=$(abspath $(BENCH_HEIF)) SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -run '^TestPeakRSS$$' -v ./pkg/render | grep 'peak RSS'
 	@echo "decode only: image/jpeg at full size vs jpegscale at 1/1, 1/2, 1/4, 1/8"
 	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 3x -run '^$$' -bench . ./pkg/jpegscale | grep '^Benchmark'
 	@echo "cold start: process start to the first poll of the Lambda runtime API, vs the smallest aws-lambda-go function"

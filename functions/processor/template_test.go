@@ -80,18 +80,21 @@ func TestTemplateSetsEveryVariableTheCodeReads(t *testing.T) {
 	}
 }
 
-// bytesPerPixel is one job's peak memory per source pixel, rounded up from what make bench
-// measures (TestPeakRSS: 7.1 for a 40 MP PNG, the case no reduced decode helps).
-const bytesPerPixel = 7.5
+// bytesPerPixel is one job's peak memory per source pixel, for each pixel limit, rounded up
+// from what make bench measures (TestPeakRSS: 7.1 for a 40 MP PNG, the case no reduced decode
+// helps; 23–29 for an 8.3 MP HEIC; 70–72 for an 8.3 MP AVIF, across runs).
+var bytesPerPixel = map[string]float64{"MaxPixels": 7.5, "MaxHeicPixels": 30, "MaxAvifPixels": 75}
 
 // The smallest memory the template allows holds a job at the largest pixel count it allows by
-// default, with room for the runtime.
+// default, for each format's limit, with room for the runtime.
 func TestTemplateMemoryCoversThePixelLimit(t *testing.T) {
 	doc := loadTemplate(t)
 	minMB := dig(t, doc, "Parameters", "MemorySize", "MinValue").(int)
-	maxPixels := dig(t, doc, "Parameters", "MaxPixels", "Default").(int)
-	if need := bytesPerPixel*float64(maxPixels)/(1<<20) + 64; float64(minMB) < need {
-		t.Errorf("MemorySize MinValue %d MB < %.0f MB that a %d-pixel job needs", minMB, need, maxPixels)
+	for param, bpp := range bytesPerPixel {
+		maxPixels := dig(t, doc, "Parameters", param, "Default").(int)
+		if need := bpp*float64(maxPixels)/(1<<20) + 64; float64(minMB) < need {
+			t.Errorf("MemorySize MinValue %d MB < %.0f MB that a job at %s (%d pixels) needs", minMB, need, param, maxPixels)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package media_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"image"
 	"image/color"
 	"image/gif"
@@ -14,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/disintegration/imaging"
+	"github.com/gen2brain/avif"
+	"github.com/gen2brain/heic"
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
 
@@ -21,7 +24,7 @@ import (
 	"github.com/sluice-dev/sluice/pkg/media"
 )
 
-var lim = media.Limits{MaxBytes: 10 << 20, MaxPixels: 4_000_000}
+var lim = media.Limits{MaxBytes: 10 << 20, MaxPixels: 4_000_000, MaxHEICPixels: 1_000_000, MaxAVIFPixels: 1_000_000}
 
 func encoded(t testing.TB, enc func(*bytes.Buffer, image.Image) error) []byte {
 	t.Helper()
@@ -37,7 +40,16 @@ func samples(t testing.TB) map[media.Format][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	heif := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	return map[media.Format][]byte{
+		media.HEIC: heif("elephants.heic"),
+		media.AVIF: heif("elephants.avif"),
 		media.JPEG: encoded(t, func(b *bytes.Buffer, i image.Image) error { return jpeg.Encode(b, i, nil) }),
 		media.PNG:  encoded(t, func(b *bytes.Buffer, i image.Image) error { return png.Encode(b, i) }),
 		media.GIF:  encoded(t, func(b *bytes.Buffer, i image.Image) error { return gif.Encode(b, i, nil) }),
@@ -82,6 +94,11 @@ func TestInspectRejections(t *testing.T) {
 		{"too large", jpg, media.Limits{MaxBytes: 10, MaxPixels: lim.MaxPixels}, failure.TooLarge},
 		{"too many pixels", jpg, media.Limits{MaxBytes: lim.MaxBytes, MaxPixels: 599}, failure.TooManyPixels},
 		{"png bomb", bomb, lim, failure.TooManyPixels},
+		{"heic over its own limit", samples(t)[media.HEIC], media.Limits{MaxBytes: lim.MaxBytes, MaxPixels: lim.MaxPixels, MaxHEICPixels: 10_000, MaxAVIFPixels: lim.MaxAVIFPixels}, failure.TooManyPixels},
+		{"avif over its own limit", samples(t)[media.AVIF], media.Limits{MaxBytes: lim.MaxBytes, MaxPixels: lim.MaxPixels, MaxHEICPixels: lim.MaxHEICPixels, MaxAVIFPixels: 10_000}, failure.TooManyPixels},
+		{"heif ftyp, no picture brand", []byte("\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00mif1miaf"), lim, failure.UnsupportedType},
+		{"mp4", []byte("\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"), lim, failure.UnsupportedType},
+		{"truncated heic", samples(t)[media.HEIC][:200], lim, failure.Corrupt},
 	}
 	for _, c := range cases {
 		_, err := media.Inspect(c.data, c.lim)
@@ -156,6 +173,71 @@ func psnr(a, b image.Image) float64 {
 	return 10 * math.Log10(255*255/max(sum/float64(3*ab.Dx()*ab.Dy()), 1e-9))
 }
 
+// HEIF files are told apart by their ftyp brands: the major brand, or for a generic one
+// (mif1, msf1) the compatible brands.
+func TestSniffHEIFBrands(t *testing.T) {
+	ftyp := func(major string, compat ...string) []byte {
+		b := append([]byte{0, 0, 0, byte(16 + 4*len(compat))}, "ftyp"+major+"\x00\x00\x00\x00"...)
+		for _, c := range compat {
+			b = append(b, c...)
+		}
+		return b
+	}
+	cases := []struct {
+		head []byte
+		want media.Format
+	}{
+		{ftyp("heic", "mif1", "heic"), media.HEIC},
+		{ftyp("heix"), media.HEIC},
+		{ftyp("mif1", "mif1", "heic"), media.HEIC},
+		{ftyp("avif", "avif", "mif1"), media.AVIF},
+		{ftyp("mif1", "miaf", "avif"), media.AVIF},
+		{ftyp("avis"), media.AVIF},
+		{ftyp("mif1", "miaf"), ""},
+		{ftyp("isom", "avif"[:0]), ""},
+		// The box says it ends before the brand: the brand is not the box's.
+		{append(ftyp("mif1")[:0:0], append([]byte{0, 0, 0, 16}, "ftypmif1\x00\x00\x00\x00avif"...)...), ""},
+	}
+	for _, c := range cases {
+		got, ok := media.Sniff(c.head)
+		if got != c.want || ok != (c.want != "") {
+			t.Errorf("%q: %q %v, want %q", c.head, got, ok, c.want)
+		}
+	}
+}
+
+// A HEIC and an AVIF photo decode to their full size, close to the JPEG they were made from
+// (testdata/README.md), and take the planar path where the decoder gives YCbCr.
+func TestDecodeHEIF(t *testing.T) {
+	ref, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", "elephants.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := imaging.Decode(bytes.NewReader(ref))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []media.Format{media.HEIC, media.AVIF} {
+		data := samples(t)[f]
+		info, err := media.Inspect(data, lim)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		d, err := media.Decode(data, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if d.Width != info.Width || d.Height != info.Height || d.Image.Bounds().Size() != image.Pt(info.Width, info.Height) {
+			t.Fatalf("%s: decoded %v (%d×%d), header says %d×%d", f, d.Image.Bounds(), d.Width, d.Height, info.Width, info.Height)
+		}
+		want := imaging.Resize(full, info.Width, info.Height, imaging.Lanczos)
+		if p := psnr(d.Image, want); p < 28 { // both were made at quality 50
+			t.Errorf("%s: PSNR %.1f dB against the JPEG it was made from", f, p)
+		}
+		t.Logf("%s: %d×%d %T", f, info.Width, info.Height, d.Image)
+	}
+}
+
 func TestSniffIgnoresNamesAndNeedsMagic(t *testing.T) {
 	if f, ok := media.Sniff([]byte("RIFF\x00\x00\x00\x00WAVEfmt ")); ok {
 		t.Errorf("a WAV file sniffed as %s", f)
@@ -181,7 +263,7 @@ func FuzzInspectDecode(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		info, err := media.Inspect(data, media.Limits{MaxBytes: 1 << 20, MaxPixels: 1 << 20})
+		info, err := media.Inspect(data, media.Limits{MaxBytes: 1 << 20, MaxPixels: 1 << 20, MaxHEICPixels: 1 << 20, MaxAVIFPixels: 1 << 20})
 		if err != nil {
 			if failure.Classify(err) != failure.IsPermanent {
 				t.Fatalf("rejection is not permanent: %v", err)
@@ -245,25 +327,49 @@ func bombs(t testing.TB) map[string][]byte {
 
 	// WebP VP8X: canvas 16384×16384 (24-bit sizes, stored minus one).
 	webpBomb := []byte("RIFF\x16\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00\xff\x3f\x00\xff\x3f\x00")
-	return map[string][]byte{"png": png, "gif": gifBomb, "jpeg": jpgBomb, "tiff": tiffBomb, "bmp": bmpBomb, "webp": webpBomb}
+
+	// HEIC and AVIF: the image spatial extents property (ispe: version and flags, then 32-bit
+	// width and height) says 16000×16000 (libavif calls anything over 16384×16384 corrupt).
+	heifBomb := func(f media.Format) []byte {
+		b := bytes.Clone(s[f])
+		i := bytes.Index(b, []byte("ispe"))
+		if i < 0 {
+			t.Fatalf("no ispe box in the sample %s", f)
+		}
+		binary.BigEndian.PutUint32(b[i+8:], 16000)
+		binary.BigEndian.PutUint32(b[i+12:], 16000)
+		return b
+	}
+	return map[string][]byte{"png": png, "gif": gifBomb, "jpeg": jpgBomb, "tiff": tiffBomb, "bmp": bmpBomb, "webp": webpBomb,
+		"heic": heifBomb(media.HEIC), "avif": heifBomb(media.AVIF)}
 }
 
 // Decompression bombs are rejected from their headers, before any large allocation: the heap
-// allocated while inspecting each stays under 1 MiB.
+// allocated while inspecting each stays under 1 MiB (8 MiB for AVIF, see below).
 func TestBombsAreRejectedBeforeAllocating(t *testing.T) {
 	const bound = 1 << 20
+	// The HEIF decoders' WebAssembly modules are compiled once per process, on first use: not
+	// counted here.
+	heic.Init()
+	avif.InitDecoder()
 	for name, data := range bombs(t) {
 		t.Run(name, func(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			_, err := media.Inspect(data, media.Limits{MaxBytes: 50 << 20, MaxPixels: 40_000_000})
+			_, err := media.Inspect(data, media.Limits{MaxBytes: 50 << 20, MaxPixels: 40_000_000, MaxHEICPixels: 13_000_000, MaxAVIFPixels: 6_000_000})
 			runtime.ReadMemStats(&after)
 			if got := failure.ReasonOf(err); got != failure.TooManyPixels {
 				t.Fatalf("reason %q (err %v), want too_many_pixels", got, err)
 			}
-			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > bound {
-				t.Errorf("allocated %d bytes rejecting it, want at most %d", alloc, bound)
+			limit := uint64(bound)
+			if name == "avif" {
+				// libavif's module is instantiated for each header read: a fixed 4 MB of
+				// WebAssembly memory, whatever the header claims.
+				limit = 8 * bound
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > limit {
+				t.Errorf("allocated %d bytes rejecting it, want at most %d", alloc, limit)
 			}
 		})
 	}

@@ -42,6 +42,8 @@ const (
 	DefaultQuarantinePrefix  = "quarantine/"
 	DefaultMaxBytes          = 50 << 20
 	DefaultMaxPixels         = 40_000_000
+	DefaultMaxHEICPixels     = 13_000_000 // a 12 MP phone photo, within 512 MB (23 B/pixel)
+	DefaultMaxAVIFPixels     = 6_000_000  // within 512 MB (70 B/pixel)
 	DefaultMaxAttempts       = 5
 	DefaultRetriesPerAttempt = 2
 	DefaultDeadlineMarginMS  = 5000
@@ -103,8 +105,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		QuarantineBucket: str("QUARANTINE_BUCKET", "", true),
 		QuarantinePrefix: prefix("QUARANTINE_PREFIX", DefaultQuarantinePrefix),
 		Limits: media.Limits{
-			MaxBytes:  num("MAX_BYTES", DefaultMaxBytes, 1, 5<<30),
-			MaxPixels: num("MAX_PIXELS", DefaultMaxPixels, 1, 1_000_000_000),
+			MaxBytes:      num("MAX_BYTES", DefaultMaxBytes, 1, 5<<30),
+			MaxPixels:     num("MAX_PIXELS", DefaultMaxPixels, 1, 1_000_000_000),
+			MaxHEICPixels: num("MAX_HEIC_PIXELS", DefaultMaxHEICPixels, 0, 1_000_000_000),
+			MaxAVIFPixels: num("MAX_AVIF_PIXELS", DefaultMaxAVIFPixels, 0, 1_000_000_000),
 		},
 		MaxAttempts:       int(num("MAX_ATTEMPTS", DefaultMaxAttempts, 1, 100)),
 		RetriesPerAttempt: int(num("RETRIES_PER_ATTEMPT", DefaultRetriesPerAttempt, 0, 10)),

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/sluice-dev/sluice/pkg/processor"
-	"github.com/sluice-dev/sluice/pkg/recipe"
 	"github.com/sluice-dev/sluice/pkg/state"
 )
 
@@ -76,24 +75,5 @@ func TestOversizedFileIsRejectedWithoutDownloading(t *testing.T) {
 	}
 	if rec := r.record(t, key); rec.Status != state.Quarantined {
 		t.Errorf("state %s", rec.Status)
-	}
-}
-
-// A WebP rendition is published under its .webp key with its content type.
-func TestWebPRenditionIsPublished(t *testing.T) {
-	r := newRig(t, func(c *processor.Config) {
-		c.Recipe.Renditions = []recipe.Rendition{{Name: "thumb", Mode: recipe.Fill, Width: 128, Height: 128, Format: recipe.WebP}}
-	})
-	const key = "uploads/w.jpg"
-	r.upload(t, key, grayJPEG(t, 400, 300), nil)
-	if res := r.proc.Process(context.Background(), "req-webp", r.event(key)); res.Outcome != processor.Succeeded {
-		t.Fatalf("outcome %s err %v", res.Outcome, res.Err)
-	}
-	o, err := r.objects.Head(context.Background(), r.output, "renditions/"+key+"/thumb.webp")
-	if err != nil || o.ContentType != "image/webp" {
-		t.Fatalf("head: %+v %v", o, err)
-	}
-	if rec := r.record(t, key); len(rec.Outputs) != 1 || rec.Outputs[0].Format != "webp" {
-		t.Fatalf("outputs %+v", rec.Outputs)
 	}
 }

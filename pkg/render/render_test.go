@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -369,11 +370,19 @@ func TestPeakRSS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, mode := range []string{"cascade", "naive", "cascade-40mp-png"} {
+	modes := []string{"cascade", "naive", "cascade-40mp-png"}
+	heif, _ := filepath.Glob(filepath.Join(os.Getenv("SLUICE_BENCH_HEIF"), "*.*"))
+	for _, f := range heif {
+		modes = append(modes, "cascade-"+filepath.Ext(f)[1:])
+	}
+	for _, mode := range modes {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestPeakRSSChild$", "-test.v")
 		photo, child := os.Getenv("SLUICE_BENCH_PHOTO"), mode
-		if mode == "cascade-40mp-png" {
+		switch mode {
+		case "cascade-40mp-png":
 			photo, child = big, "cascade"
+		case "cascade-heic", "cascade-avif":
+			photo, child = heif[slices.IndexFunc(heif, func(f string) bool { return strings.HasSuffix(f, mode[len("cascade-"):]) })], "cascade"
 		}
 		for _, kv := range os.Environ() {
 			if !strings.HasPrefix(kv, "SLUICE_BENCH_PHOTO=") && !strings.HasPrefix(kv, "SLUICE_RSS_CHILD=") {
@@ -413,14 +422,15 @@ func TestPeakRSSChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	source := bytes.Clone(data[:min(len(data), 1<<16)]) // for DecodeConfig afterwards, without keeping data alive
 	r := defaultRenderer(t)
+	var pixels int
 	if mode == "cascade" {
 		d, err := media.Decode(data, r.Need)
 		if err != nil {
 			t.Fatal(err)
 		}
 		data = nil
+		pixels = d.Width * d.Height
 		if _, err := r.Render(context.Background(), d.Image, image.Pt(d.Width, d.Height)); err != nil {
 			t.Fatal(err)
 		}
@@ -429,6 +439,7 @@ func TestPeakRSSChild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		pixels = src.Bounds().Dx() * src.Bounds().Dy()
 		if err := encodeAll(r, naive(r, src)); err != nil {
 			t.Fatal(err)
 		}
@@ -441,11 +452,34 @@ func TestPeakRSSChild(t *testing.T) {
 	if m == nil {
 		t.Fatal("no VmHWM in /proc/self/status")
 	}
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(source))
-	if err != nil {
-		t.Fatal(err)
+	fmt.Printf("peak RSS %s kB for %d pixels\n", m[1], pixels)
+}
+
+// TestHEIFCost times whole jobs from HEIC and AVIF inputs (SLUICE_BENCH_HEIF: a folder of
+// .heic and .avif files, each made from the .jpg of the same name in SLUICE_BENCH_PHOTOS) against
+// the JPEG they were made from, and the first decode of a process, which compiles the module
+// (make bench).
+func TestHEIFCost(t *testing.T) {
+	dir := os.Getenv("SLUICE_BENCH_HEIF")
+	if dir == "" {
+		t.Skip("set SLUICE_BENCH_HEIF (make bench does)")
 	}
-	fmt.Printf("peak RSS %s kB for %d pixels\n", m[1], cfg.Width*cfg.Height)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.*"))
+	for _, f := range files {
+		data := readPhoto(t, f)
+		name := strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))
+		jpg := readPhoto(t, filepath.Join(os.Getenv("SLUICE_BENCH_PHOTOS"), name+".jpg"))
+		start := time.Now()
+		d, err := media.Decode(data, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := time.Since(start)
+		heifJob := testing.Benchmark(func(b *testing.B) { benchJob(b, data, true) })
+		jpegJob := testing.Benchmark(func(b *testing.B) { benchJob(b, jpg, true) })
+		fmt.Printf("%s input %dx%d: job %d ms (the JPEG it was made from: %d ms); first decode of a process %d ms (module compile)\n",
+			strings.ToUpper(filepath.Ext(f)[1:]), d.Width, d.Height, heifJob.NsPerOp()/1e6, jpegJob.NsPerOp()/1e6, first.Milliseconds())
+	}
 }
 
 // The fast path of the JPEG encoder gives the same bytes as the generic one, and it is taken only
