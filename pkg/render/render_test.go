@@ -371,7 +371,7 @@ func TestPeakRSS(t *testing.T) {
 		}
 	}
 	modes := []string{"cascade", "naive", "cascade-40mp-png"}
-	heif, _ := filepath.Glob(filepath.Join(os.Getenv("SLUICE_BENCH_HEIF"), "*.*"))
+	heif := heifFiles()
 	for _, f := range heif {
 		modes = append(modes, "cascade-"+filepath.Ext(f)[1:])
 	}
@@ -455,6 +455,13 @@ func TestPeakRSSChild(t *testing.T) {
 	fmt.Printf("peak RSS %s kB for %d pixels\n", m[1], pixels)
 }
 
+// heifFiles are the .heic and .avif files in SLUICE_BENCH_HEIF.
+func heifFiles() []string {
+	heic, _ := filepath.Glob(filepath.Join(os.Getenv("SLUICE_BENCH_HEIF"), "*.heic"))
+	avif, _ := filepath.Glob(filepath.Join(os.Getenv("SLUICE_BENCH_HEIF"), "*.avif"))
+	return append(heic, avif...)
+}
+
 // TestHEIFCost times whole jobs from HEIC and AVIF inputs (SLUICE_BENCH_HEIF: a folder of
 // .heic and .avif files, each made from the .jpg of the same name in SLUICE_BENCH_PHOTOS) against
 // the JPEG they were made from, and the first decode of a process, which compiles the module
@@ -464,8 +471,7 @@ func TestHEIFCost(t *testing.T) {
 	if dir == "" {
 		t.Skip("set SLUICE_BENCH_HEIF (make bench does)")
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "*.*"))
-	for _, f := range files {
+	for _, f := range heifFiles() {
 		data := readPhoto(t, f)
 		name := strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))
 		jpg := readPhoto(t, filepath.Join(os.Getenv("SLUICE_BENCH_PHOTOS"), name+".jpg"))
