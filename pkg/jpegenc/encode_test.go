@@ -12,8 +12,8 @@ import (
 	"testing"
 )
 
-// photo420 is testdata's photo as a 4:2:0 image (each chroma sample the mean of the 2×2
-// pixels it covers, as image/jpeg's encoder makes it).
+// photo420 is a 1024×640 part of testdata's photo as a 4:2:0 image (each chroma sample the mean
+// of the 2×2 pixels it covers, as image/jpeg's encoder makes it).
 func photo420(t testing.TB) *image.YCbCr {
 	t.Helper()
 	f, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", "elephants.jpg"))
@@ -24,7 +24,9 @@ func photo420(t testing.TB) *image.YCbCr {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return to420(src)
+	return to420(src.(interface {
+		SubImage(image.Rectangle) image.Image
+	}).SubImage(image.Rect(600, 300, 1624, 940)))
 }
 
 func to420(src image.Image) *image.YCbCr {
