@@ -3,6 +3,7 @@ package jpegenc
 import (
 	"bytes"
 	"image"
+	"image/color"
 	"image/jpeg"
 	"math"
 	"math/rand/v2"
@@ -38,7 +39,7 @@ func to420(src image.Image) *image.YCbCr {
 	for y := range b.Dy() {
 		for x := range b.Dx() {
 			r, g, bl, _ := src.At(b.Min.X+x, b.Min.Y+y).RGBA()
-			yy, u, v := rgbToYCbCr(r>>8, g>>8, bl>>8)
+			yy, u, v := color.RGBToYCbCr(uint8(r>>8), uint8(g>>8), uint8(bl>>8))
 			m.Y[m.YOffset(x, y)] = yy
 			c := m.COffset(x, y)
 			cb[c] += int(u)
@@ -50,13 +51,6 @@ func to420(src image.Image) *image.YCbCr {
 		m.Cb[c], m.Cr[c] = uint8((cb[c]+n[c]/2)/n[c]), uint8((cr[c]+n[c]/2)/n[c])
 	}
 	return m
-}
-
-func rgbToYCbCr(r, g, b uint32) (uint8, uint8, uint8) {
-	y := (19595*r + 38470*g + 7471*b + 1<<15) >> 16
-	cb := int32(-11056*int32(r)-21712*int32(g)+32768*int32(b)+257<<15) >> 16
-	cr := int32(32768*int32(r)-27440*int32(g)-5328*int32(b)+257<<15) >> 16
-	return uint8(y), uint8(min(255, max(0, cb))), uint8(min(255, max(0, cr)))
 }
 
 func psnr(a, b image.Image) float64 {
