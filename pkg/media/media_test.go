@@ -234,7 +234,9 @@ func TestDecodeHEIF(t *testing.T) {
 		if p := psnr(d.Image, want); p < 28 { // both were made at quality 50
 			t.Errorf("%s: PSNR %.1f dB against the JPEG it was made from", f, p)
 		}
-		t.Logf("%s: %d×%d %T", f, info.Width, info.Height, d.Image)
+		if _, planar := d.Image.(*image.YCbCr); f == media.HEIC && !planar {
+			t.Errorf("heic: decoded as %T, want *image.YCbCr (what the planar resize takes)", d.Image)
+		}
 	}
 }
 
