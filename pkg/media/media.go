@@ -193,7 +193,8 @@ type Decoded struct {
 // DCT reduction (1/2, 1/4 or 1/8) that still covers what need asks for, which saves most of the
 // decode's time and memory for large photos.
 func Decode(data []byte, need Need) (Decoded, error) {
-	if f, _ := Sniff(data[:min(len(data), SniffLen)]); f == JPEG {
+	f, _ := Sniff(data[:min(len(data), SniffLen)])
+	if f == JPEG {
 		if d, err := decodeJPEG(data, need); err == nil {
 			return d, nil
 		}
@@ -204,7 +205,7 @@ func Decode(data []byte, need Need) (Decoded, error) {
 		img image.Image
 		err error
 	)
-	switch f, _ := Sniff(data[:min(len(data), SniffLen)]); f {
+	switch f {
 	case WebP:
 		img, err = xwebp.Decode(bytes.NewReader(data)) // WebP carries no EXIF orientation here
 	case HEIC:

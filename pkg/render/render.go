@@ -127,8 +127,8 @@ func (r *Renderer) Render(ctx context.Context, src image.Image, full image.Point
 	outs := make([]Output, len(r.recipe.Renditions))
 	errs := make([]error, len(outs))
 	var wg sync.WaitGroup
-	_, err := r.images(ctx, src, full, func(i int, img image.Image) {
-		wg.Go(func() { outs[i], errs[i] = r.encode(ctx, r.recipe.Renditions[i], img, alpha) })
+	err := r.images(ctx, src, full, func(i int, img image.Image) {
+		wg.Go(func() { outs[i], errs[i] = r.encodeRendition(ctx, r.recipe.Renditions[i], img, alpha) })
 	})
 	wg.Wait()
 	if err != nil {
@@ -142,9 +142,9 @@ func (r *Renderer) Render(ctx context.Context, src image.Image, full image.Point
 	return outs, nil
 }
 
-// encode encodes one rendition in its format (auto: PNG when the source has transparency,
+// encodeRendition encodes one rendition in its format (auto: PNG when the source has transparency,
 // else JPEG).
-func (r *Renderer) encode(ctx context.Context, rd recipe.Rendition, img image.Image, alpha bool) (Output, error) {
+func (r *Renderer) encodeRendition(ctx context.Context, rd recipe.Rendition, img image.Image, alpha bool) (Output, error) {
 	if err := ctx.Err(); err != nil {
 		return Output{}, fmt.Errorf("encode %s: %w", rd.Name, err)
 	}
@@ -167,14 +167,9 @@ func (r *Renderer) encode(ctx context.Context, rd recipe.Rendition, img image.Im
 	return Output{Name: rd.Name, Width: b.Dx(), Height: b.Dy(), Format: format, Body: body}, nil
 }
 
-// rendered is one rendition's pixels, before encoding.
-type rendered struct {
-	final image.Image
-}
-
-// images resizes (largest first, cascading) and watermarks; the result is in recipe order.
-// done, when not nil, is called with each rendition (its index in the recipe) once it is made.
-func (r *Renderer) images(ctx context.Context, src image.Image, full image.Point, done func(int, image.Image)) ([]rendered, error) {
+// images resizes (largest first, cascading) and watermarks, calling done with each rendition
+// (and its index in the recipe) as soon as it is made.
+func (r *Renderer) images(ctx context.Context, src image.Image, full image.Point, done func(int, image.Image)) error {
 	order := make([]int, len(r.recipe.Renditions))
 	for i := range order {
 		order[i] = i
@@ -185,26 +180,22 @@ func (r *Renderer) images(ctx context.Context, src image.Image, full image.Point
 		wc, hc := target(r.recipe.Renditions[order[c]], full.X, full.Y)
 		return wa*ha > wc*hc
 	})
-	out := make([]rendered, len(order))
 	var made []image.Image // un-watermarked results, largest first
 	for _, i := range order {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("render %s: %w", r.recipe.Renditions[i].Name, err)
+			return fmt.Errorf("render %s: %w", r.recipe.Renditions[i].Name, err)
 		}
 		rd := r.recipe.Renditions[i]
 		w, h := target(rd, full.X, full.Y)
 		from := pickSource(src, made, rd, full)
 		img := resize(from, w, h, rd.Mode == recipe.Fill)
 		made = append(made, img)
-		out[i] = rendered{final: img}
 		if rd.Watermark && r.watermark != nil && w >= r.recipe.Watermark.MinWidth {
-			out[i] = rendered{final: r.applyWatermark(img)}
+			img = r.applyWatermark(img)
 		}
-		if done != nil {
-			done(i, out[i].final)
-		}
+		done(i, img)
 	}
-	return out, nil
+	return nil
 }
 
 // resize scales src to w×h: fit scales the whole image, fill first crops it, centred, to the
