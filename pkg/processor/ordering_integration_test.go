@@ -201,3 +201,21 @@ func TestStaleWorkerCannotReplaceANewerClaimsOutputs(t *testing.T) {
 		})
 	}
 }
+
+// S3 compares sequencers after right-padding the shorter with zeros: a newer upload whose
+// sequencer is shorter is processed, not dropped as stale, and the record follows it.
+func TestShorterNewerSequencerIsNotStale(t *testing.T) {
+	r := newRig(t, nil)
+	const key = "uploads/short-sequencer.jpg"
+	r.upload(t, key, grayJPEG(t, 500, 400), nil)
+	r.mustProcess(t, r.seqEvent(key, trigger.Created, "0062E9A2B1C3D4E5A0"), processor.Succeeded)
+	r.upload(t, key, grayJPEG(t, 400, 500), nil)
+	r.mustProcess(t, r.seqEvent(key, trigger.Created, "0063"), processor.Succeeded)
+	if rec := r.record(t, key); rec.Sequencer != "0063" {
+		t.Fatalf("record follows sequencer %q, want the newer 0063", rec.Sequencer)
+	}
+	// The older event, longer, is stale against the shorter newer one.
+	r.mustProcess(t, r.seqEvent(key, trigger.Created, "0062E9A2B1C3D4E5B0"), processor.Stale)
+	r.deleteSource(t, key)
+	r.mustProcess(t, r.seqEvent(key, trigger.Removed, "00630001"), processor.Removed)
+}

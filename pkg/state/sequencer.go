@@ -3,8 +3,9 @@ package state
 import "strings"
 
 // SequencerBefore reports whether S3 event sequencer a orders strictly before b. S3 gives the
-// events of one key hexadecimal sequencers of varying length, to be compared after left-padding
-// the shorter with zeros. An empty or malformed sequencer (a backfill, a redrive, a foreign
+// events of one key hexadecimal sequencers of varying length; its documentation compares them
+// as strings after right-padding the shorter with zeros (so "0063" is after "0062E9A2…", and
+// "0062E9" equals "0062E900"). An empty or malformed sequencer (a backfill, a redrive, a foreign
 // producer) orders nothing, so the answer is false.
 func SequencerBefore(a, b string) bool {
 	if !isHex(a) || !isHex(b) {
@@ -12,9 +13,9 @@ func SequencerBefore(a, b string) bool {
 	}
 	a, b = strings.ToUpper(a), strings.ToUpper(b)
 	if n := len(b) - len(a); n > 0 {
-		a = strings.Repeat("0", n) + a
+		a += strings.Repeat("0", n)
 	} else if n < 0 {
-		b = strings.Repeat("0", -n) + b
+		b += strings.Repeat("0", -n)
 	}
 	return a < b
 }
