@@ -212,10 +212,12 @@ func reconcileCmd(tg *target, stdio IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "reconcile",
 		Short: "Compare uploads, state records and outputs; list every inconsistency, and repair them with --fix",
-		Long: `reconcile lists: uploads never processed; PROCESSING records whose lease expired (stuck); FAILED
-records waiting for a retry; SUCCEEDED records with an output missing or with the wrong checksum;
-records whose upload is gone; outputs no record lists (orphaned). --fix processes again what can be
-processed, removes the outputs of uploads that are gone, and deletes orphaned outputs.`,
+		Long: `reconcile lists: uploads never processed; claims whose lease expired (stuck); FAILED records
+waiting for a retry; SUCCEEDED records with an output missing or with the wrong checksum; records
+and manifests whose upload is gone; renditions of generations nobody can commit any more and
+quarantine copies no QUARANTINED record keeps (orphaned). It judges only sources under the upload
+prefix, and only objects older than the run. --fix processes again what can be processed, removes
+the outputs of uploads that are gone, and deletes orphaned objects after judging each again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d, err := open(cmd.Context(), *tg, stdio)
@@ -244,7 +246,7 @@ processed, removes the outputs of uploads that are gone, and deletes orphaned ou
 				return nil
 			}
 			return withProgress(stdio, "fix", func(p ops.Progress) (ops.Counts, error) {
-				return d.ops.Fix(cmd.Context(), findings, ops.FixOptions{Concurrency: concurrency, Force: true}, p)
+				return d.ops.Fix(cmd.Context(), d.tg.staging, d.tg.prefix, findings, ops.FixOptions{Concurrency: concurrency, Force: true}, p)
 			})
 		},
 	}

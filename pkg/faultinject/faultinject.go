@@ -31,11 +31,17 @@ const (
 	ProvisionedThroughputExceeded // DynamoDB (400)
 	ConnectionReset               // the connection drops before an answer
 	Timeout                       // the request times out
+	// CopyRefused is S3's 400 InvalidRequest for a CopyObject it will not do (a source over
+	// 5 GiB).
+	CopyRefused
+	// LostAnswer lets the request reach the server, which acts on it, then drops the connection
+	// before the client reads the answer: the SDK retries a write that already happened.
+	LostAnswer
 )
 
 func (f Fault) String() string {
 	return [...]string{"none", "InternalError", "ServiceUnavailable", "SlowDown", "ThrottlingException",
-		"ProvisionedThroughputExceededException", "connection reset", "timeout"}[f]
+		"ProvisionedThroughputExceededException", "connection reset", "timeout", "InvalidRequest", "lost answer"}[f]
 }
 
 // Rule picks requests by SDK service id ("S3", "DynamoDB") and operation ("PutObject",
@@ -112,6 +118,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return resp, err
 	}
+	if hit.Fault == LostAnswer {
+		resp, err := t.base.RoundTrip(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}
+		return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
 		_ = req.Body.Close()
@@ -150,6 +164,8 @@ func fail(req *http.Request, f Fault) (*http.Response, error) {
 	}
 	status, code := http.StatusInternalServerError, "InternalError"
 	switch f {
+	case CopyRefused:
+		status, code = http.StatusBadRequest, "InvalidRequest"
 	case ServiceUnavailable:
 		status, code = http.StatusServiceUnavailable, "ServiceUnavailable"
 	case SlowDown:

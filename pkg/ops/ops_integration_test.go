@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/jpeg"
@@ -206,6 +207,11 @@ func TestRedriveAfterALimitIsRaised(t *testing.T) {
 	if c, err := r.ops.Backfill(context.Background(), ops.BackfillOptions{Bucket: r.staging, Prefix: "uploads/big/"}, nil); err != nil || c.Quarantined != 4 {
 		t.Fatalf("backfill under the low limit: %+v %v", c, err)
 	}
+	evidence := map[string]string{}
+	for i := range 3 {
+		key := fmt.Sprintf("uploads/big/%d.jpg", i)
+		evidence[key], _ = r.proc.Keys().Quarantine(key, r.record(t, key).QuarantineGen)
+	}
 	r.cfg.Limits.MaxPixels = processor.DefaultMaxPixels
 	r.build(t)
 	c, err := r.ops.Redrive(context.Background(), ops.RedriveOptions{Status: state.Quarantined, Reason: "too_many_pixels", Rate: 50}, nil)
@@ -217,8 +223,7 @@ func TestRedriveAfterALimitIsRaised(t *testing.T) {
 		if rec := r.record(t, key); rec.Status != state.Succeeded || rec.Attempts != 1 {
 			t.Errorf("%s: %s attempts %d", key, rec.Status, rec.Attempts)
 		}
-		object, _ := r.proc.Keys().Quarantine(key)
-		if _, err := r.objects.Head(context.Background(), r.quar, object); err == nil {
+		if _, err := r.objects.Head(context.Background(), r.quar, evidence[key]); err == nil {
 			t.Errorf("%s: quarantine copy still there after the redrive succeeded", key)
 		}
 	}
@@ -243,10 +248,10 @@ func TestReconcileFindsAndFixesEachInconsistency(t *testing.T) {
 		}
 	}
 	// b: an output deleted; c: an output replaced by other bytes; d: the upload deleted.
-	if err := r.objects.Delete(ctx, r.output, r.proc.Keys().Final("uploads/b.jpg", "thumb", "jpg")); err != nil {
+	if err := r.objects.Delete(ctx, r.output, rendition(r.record(t, "uploads/b.jpg"), "thumb")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.objects.Put(ctx, storage.Put{Bucket: r.output, Key: r.proc.Keys().Final("uploads/c.jpg", "medium", "jpg"), Body: []byte("junk"), ContentType: "image/jpeg"}); err != nil {
+	if _, err := r.objects.Put(ctx, storage.Put{Bucket: r.output, Key: rendition(r.record(t, "uploads/c.jpg"), "medium"), Body: []byte("junk"), ContentType: "image/jpeg"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.env.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(r.staging), Key: aws.String("uploads/d.jpg")}); err != nil {
@@ -266,10 +271,28 @@ func TestReconcileFindsAndFixesEachInconsistency(t *testing.T) {
 	if _, err := r.states.Finish(ctx, claim("uploads/f.jpg"), state.Failed, "", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	// g: an output without a source.
-	if _, err := r.objects.Put(ctx, storage.Put{Bucket: r.output, Key: "renditions/uploads/zombie.jpg/large.jpg", Body: []byte("x"), ContentType: "image/jpeg"}); err != nil {
+	// g: a rendition and a quarantine report a dead claim left for a source that has neither an
+	// upload nor a record.
+	const deadGen = "0123456789abcdef01234567"
+	meta := map[string]string{"sluice-source-bucket": r.staging, "sluice-source-key": "uploads%2Fzombie.jpg", "sluice-generation": deadGen}
+	zombie := r.proc.Keys().Final("uploads/zombie.jpg", deadGen, "large", "jpg")
+	_, zombieReport := r.proc.Keys().Quarantine("uploads/zombie.jpg", deadGen)
+	if _, err := r.objects.Put(ctx, storage.Put{Bucket: r.output, Key: zombie, Body: []byte("x"), ContentType: "image/jpeg", Metadata: meta}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := r.objects.Put(ctx, storage.Put{Bucket: r.quar, Key: zombieReport, Body: []byte("{}"), ContentType: "application/json", Metadata: meta}); err != nil {
+		t.Fatal(err)
+	}
+	// h: quarantined, then the upload deleted and the removal event lost: the copy must not stay.
+	r.upload(t, "uploads/h.jpg", []byte("not an image"))
+	if res := r.proc.Process(ctx, "req-h", r.event("uploads/h.jpg")); res.Outcome != processor.Quarantined {
+		t.Fatalf("h: %s %v", res.Outcome, res.Err)
+	}
+	hEvidence, _ := r.proc.Keys().Quarantine("uploads/h.jpg", r.record(t, "uploads/h.jpg").QuarantineGen)
+	if _, err := r.env.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(r.staging), Key: aws.String("uploads/h.jpg")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // S3 times are to the second: the objects above are older than the run
 
 	findings, err := r.ops.Reconcile(ctx, r.staging, "uploads/")
 	if err != nil {
@@ -282,7 +305,7 @@ func TestReconcileFindsAndFixesEachInconsistency(t *testing.T) {
 	want := map[string]ops.FindingKind{
 		"uploads/a.jpg": ops.NeverProcessed, "uploads/b.jpg": ops.OutputMissing, "uploads/c.jpg": ops.OutputCorrupt,
 		"uploads/d.jpg": ops.SourceMissing, "uploads/e.jpg": ops.Stuck, "uploads/f.jpg": ops.FailedAttempts,
-		"renditions/uploads/zombie.jpg/large.jpg": ops.OrphanedOutput,
+		zombie: ops.OrphanedOutput, zombieReport: ops.OrphanedQuarantine, "uploads/h.jpg": ops.SourceMissing,
 	}
 	if len(findings) != len(want) {
 		t.Errorf("%d findings, want %d: %+v", len(findings), len(want), findings)
@@ -293,16 +316,38 @@ func TestReconcileFindsAndFixesEachInconsistency(t *testing.T) {
 		}
 	}
 
-	c, err := r.ops.Fix(ctx, findings, ops.FixOptions{Concurrency: 2}, nil)
+	for i := 1; i < len(findings); i++ {
+		if findings[i-1].Kind != ops.SourceMissing && findings[i].Kind == ops.SourceMissing {
+			t.Errorf("findings out of priority order: %+v", findings)
+		}
+	}
+	c, err := r.ops.Fix(ctx, r.staging, "uploads/", findings, ops.FixOptions{Concurrency: 2}, nil)
 	if err != nil || c.Failed != 0 || c.Done != int64(len(want)) {
 		t.Fatalf("fix: %+v %v", c, err)
 	}
 	if again, err := r.ops.Reconcile(ctx, r.staging, "uploads/"); err != nil || len(again) != 0 {
 		t.Fatalf("after the fix: %+v %v", again, err)
 	}
-	if rec := r.record(t, "uploads/d.jpg"); rec.Status != state.Deleted {
-		t.Errorf("d: %s, want DELETED", rec.Status)
+	for _, k := range []string{"uploads/d.jpg", "uploads/h.jpg"} {
+		if rec := r.record(t, k); rec.Status != state.Deleted {
+			t.Errorf("%s: %s, want DELETED", k, rec.Status)
+		}
 	}
+	for _, l := range []struct{ bucket, key string }{{r.output, zombie}, {r.quar, zombieReport}, {r.quar, hEvidence}} {
+		if _, err := r.objects.Head(ctx, l.bucket, l.key); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("s3://%s/%s still there after the fix (%v)", l.bucket, l.key, err)
+		}
+	}
+}
+
+// rendition is the key of rec's published rendition name.
+func rendition(rec state.Record, name string) string {
+	for _, o := range rec.Outputs {
+		if o.Name == name {
+			return o.Key
+		}
+	}
+	return ""
 }
 
 func (r *rig) event(key string) trigger.ObjectEvent {

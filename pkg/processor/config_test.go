@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,17 +40,37 @@ func TestLoadConfigReportsEveryProblem(t *testing.T) {
 func TestKeyScheme(t *testing.T) {
 	k := Keys{cfg: Config{OutputBucket: "out", OutputPrefix: "renditions/", TempPrefix: "tmp/", QuarantineBucket: "q", QuarantinePrefix: "quarantine/"}}
 	const src = "uploads/a b/ü+.jpg"
-	if got := k.Final(src, "large", "jpg"); got != "renditions/uploads/a b/ü+.jpg/large.jpg" {
+	const gen = "0123456789abcdef01234567"
+	if got := k.Final(src, gen, "large", "jpg"); got != "renditions/uploads/a b/ü+.jpg/"+gen+"/large.jpg" {
 		t.Errorf("Final = %q", got)
 	}
 	if got := k.Manifest(src); got != "renditions/uploads/a b/ü+.jpg/manifest.json" {
 		t.Errorf("Manifest = %q", got)
 	}
-	if got := k.Temp("req-1", src, "thumb", "png"); got != "tmp/req-1/uploads/a b/ü+.jpg/thumb.png" {
+	if got := k.Temp(gen, src, "thumb", "png"); got != "tmp/"+gen+"/uploads/a b/ü+.jpg/thumb.png" {
 		t.Errorf("Temp = %q", got)
 	}
-	if o, r := k.Quarantine(src); o != "quarantine/uploads/a b/ü+.jpg" || r != o+".error.json" {
+	if o, r := k.Quarantine(src, gen); o != "quarantine/uploads/a b/ü+.jpg/"+gen+"/source" || r != "quarantine/uploads/a b/ü+.jpg/"+gen+"/report.json" {
 		t.Errorf("Quarantine = %q, %q", o, r)
+	}
+	for _, q := range []string{"quarantine/uploads/a b/ü+.jpg/" + gen + "/source", "quarantine/uploads/a b/ü+.jpg/" + gen + "/report.json"} {
+		if seg, g, ok := k.ParseQuarantine(q); !ok || seg != src || g != gen {
+			t.Errorf("ParseQuarantine(%q) = %q, %q, %v", q, seg, g, ok)
+		}
+	}
+	if _, _, ok := k.ParseQuarantine("quarantine/x.error.json"); ok {
+		t.Errorf("ParseQuarantine of a key sluice does not write: ok")
+	}
+	if got, ok := k.ParseOutput(k.Final(src, gen, "large", "jpg")); !ok || got != (OutputKey{Seg: src, Gen: gen, File: "large.jpg"}) {
+		t.Errorf("ParseOutput(final) = %+v, %v", got, ok)
+	}
+	if got, ok := k.ParseOutput(k.Manifest(src)); !ok || got != (OutputKey{Seg: src, Manifest: true}) {
+		t.Errorf("ParseOutput(manifest) = %+v, %v", got, ok)
+	}
+	for _, bad := range []string{"renditions/x/large.jpg", "renditions/manifest.json", "uploads/x", "renditions/x/NOTAGENERATION0123456789/a.jpg"} {
+		if got, ok := k.ParseOutput(bad); ok {
+			t.Errorf("ParseOutput(%q) = %+v, want not ours", bad, got)
+		}
 	}
 	for _, c := range []struct {
 		bucket, key string
@@ -94,11 +115,11 @@ var hostileKeys = []string{
 // checkDerived asserts what every key derived from a source key must satisfy.
 func checkDerived(t *testing.T, k Keys, src string) {
 	t.Helper()
-	object, report := k.Quarantine(src)
+	object, report := k.Quarantine(src, strings.Repeat("f", genBytes))
 	for _, d := range []struct{ prefix, key string }{
-		{k.cfg.OutputPrefix, k.Final(src, strings.Repeat("n", 32), "jpg")},
+		{k.cfg.OutputPrefix, k.Final(src, strings.Repeat("f", genBytes), strings.Repeat("n", 32), "webp")},
 		{k.cfg.OutputPrefix, k.Manifest(src)},
-		{k.cfg.TempPrefix, k.Temp(strings.Repeat("r", maxRequestIDBytes), src, "thumb", "png")},
+		{k.cfg.TempPrefix, k.Temp(strings.Repeat("f", genBytes), src, strings.Repeat("n", 32), "webp")},
 		{k.cfg.QuarantinePrefix, object},
 		{k.cfg.QuarantinePrefix, report},
 	} {
@@ -111,14 +132,23 @@ func checkDerived(t *testing.T, k Keys, src string) {
 
 func TestHostileKeysStayUnderTheirPrefix(t *testing.T) {
 	k := Keys{cfg: Config{OutputPrefix: "renditions/", TempPrefix: "tmp/", QuarantinePrefix: "quarantine/"}}
-	finals := map[string]string{}
-	for _, src := range hostileKeys {
+	owner := map[string]string{}
+	gen := strings.Repeat("a", genBytes)
+	// Keys that name another key's derived keys: "x.error.json" was the quarantine report of "x".
+	sources := append(slices.Clone(hostileKeys), "uploads/x", "uploads/x.error.json", "uploads/x/source", "uploads/x/report.json",
+		"uploads/x/manifest.json", "uploads/x/"+gen, "uploads/x/"+gen+"/large.jpg")
+	for _, src := range sources {
 		checkDerived(t, k, src)
-		f := k.Final(src, "large", "jpg")
-		if other, dup := finals[f]; dup {
-			t.Errorf("sources %q and %q share the output %q", other, src, f)
+		object, report := k.Quarantine(src, gen)
+		for _, d := range []string{k.Final(src, gen, "large", "jpg"), k.Manifest(src), k.Temp(gen, src, "large", "jpg"), object, report} {
+			if other, dup := owner[d]; dup && other != src {
+				t.Errorf("sources %q and %q share the derived key %q", other, src, d)
+			}
+			owner[d] = src
 		}
-		finals[f] = src
+		if got, ok := k.ParseOutput(k.Final(src, gen, "large", "jpg")); !ok || got.Seg != k.Segment(src) || got.Gen != gen {
+			t.Errorf("ParseOutput(Final(%q)) = %+v, %v", src, got, ok)
+		}
 	}
 	if got := k.Segment("uploads/plain photo.jpg"); got != "uploads/plain photo.jpg" {
 		t.Errorf("a plain key is used as it is; got %q", got)
@@ -140,6 +170,13 @@ func FuzzKeysStayUnderTheirPrefix(f *testing.F) {
 		checkDerived(t, k, src)
 		if seg := k.Segment(src); seg != src && (!strings.HasPrefix(seg, "_/") || len(seg) != 66) {
 			t.Errorf("source %q became %q, want _/ and a SHA-256", src, seg)
+		}
+		gen := strings.Repeat("0", genBytes)
+		if got, ok := k.ParseOutput(k.Final(src, gen, "large", "jpg")); !ok || got.Seg != k.Segment(src) || got.Gen != gen || got.File != "large.jpg" {
+			t.Errorf("ParseOutput(Final(%q)) = %+v, %v", src, got, ok)
+		}
+		if got, ok := k.ParseOutput(k.Manifest(src)); !ok || !got.Manifest || got.Seg != k.Segment(src) {
+			t.Errorf("ParseOutput(Manifest(%q)) = %+v, %v", src, got, ok)
 		}
 	})
 }

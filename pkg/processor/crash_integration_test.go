@@ -118,52 +118,66 @@ func (r *rig) crashAt(t *testing.T, spec crashSpec) {
 }
 
 // checkPublished asserts the publishing invariants for one source, whatever moment a worker
-// died at: under the source's output prefix there is nothing but the recipe's final keys and
-// the manifest; every final key is complete (its bytes hash to the SHA-256 S3 stored with it);
-// the manifest, when present, lists only outputs that exist with the listed checksum. It
-// returns the keys under the temp prefix.
-func (r *rig) checkPublished(t *testing.T, key string) (temps []string) {
+// died at: under the source's output prefix there is nothing but its manifest and renditions of
+// generations; every rendition is complete (its bytes hash to the SHA-256 S3 stored with it);
+// the manifest, when present, lists outputs of its own generation only, each present with the
+// listed checksum. With settled, no generation but the committed one is left either. It returns
+// the keys under the temp prefix.
+func (r *rig) checkPublished(t *testing.T, key string, settled bool) (temps []string) {
 	t.Helper()
-	prefix := r.cfg.OutputPrefix + key + "/"
-	allowed := map[string]bool{prefix + "manifest.json": true}
-	for _, rd := range r.cfg.Recipe.Renditions {
-		allowed[prefix+rd.Name+".jpg"], allowed[prefix+rd.Name+".png"] = true, true
-	}
+	keys := r.proc.Keys()
+	seg := keys.Segment(key)
 	sums := map[string]string{}
+	gens := map[string]bool{}
 	for _, k := range r.list(t, r.output) {
-		switch {
-		case strings.HasPrefix(k, r.cfg.TempPrefix):
-			if strings.Contains(k, "/"+key+"/") {
+		if strings.HasPrefix(k, r.cfg.TempPrefix) {
+			if strings.Contains(k, "/"+seg+"/") {
 				temps = append(temps, k)
 			}
-		case !strings.HasPrefix(k, prefix):
-			// another source's
-		case !allowed[k]:
+			continue
+		}
+		o, ok := keys.ParseOutput(k)
+		switch {
+		case !strings.HasPrefix(k, r.cfg.OutputPrefix+seg+"/"):
+			continue // another source's
+		case !ok || o.Seg != seg:
 			t.Errorf("unexpected output key %s", k)
-		default:
-			body := r.get(t, r.output, k)
-			head, err := r.objects.Head(context.Background(), r.output, k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sum := sha256.Sum256(body)
-			sums[k] = hex.EncodeToString(sum[:])
-			if head.SHA256 != sums[k] || head.Size != int64(len(body)) {
-				t.Errorf("%s is not complete: %d bytes hashing to %s, stored as %d bytes %s", k, len(body), sums[k], head.Size, head.SHA256)
-			}
+			continue
+		case !o.Manifest:
+			gens[o.Gen] = true
+		}
+		body := r.get(t, r.output, k)
+		head, err := r.objects.Head(context.Background(), r.output, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(body)
+		sums[k] = hex.EncodeToString(sum[:])
+		if head.SHA256 != sums[k] || head.Size != int64(len(body)) {
+			t.Errorf("%s is not complete: %d bytes hashing to %s, stored as %d bytes %s", k, len(body), sums[k], head.Size, head.SHA256)
 		}
 	}
-	if _, ok := sums[prefix+"manifest.json"]; !ok {
+	manifestKey := keys.Manifest(key)
+	if _, ok := sums[manifestKey]; !ok {
+		if settled && len(gens) > 0 {
+			t.Errorf("no manifest, but generations %v are left", gens)
+		}
 		return temps
 	}
-	var m processor.Manifest
-	if err := json.Unmarshal(r.get(t, r.output, prefix+"manifest.json"), &m); err != nil {
+	m, err := processor.ReadManifest(r.get(t, r.output, manifestKey))
+	if err != nil {
 		t.Fatalf("manifest: %v", err)
 	}
 	for _, o := range m.Outputs {
 		if got, ok := sums[o.Key]; !ok || got != o.SHA256 {
 			t.Errorf("the manifest lists %s with sha256 %s; stored: present=%v sha256 %s", o.Key, o.SHA256, ok, got)
 		}
+		if ok, _ := keys.ParseOutput(o.Key); ok.Gen != m.Generation {
+			t.Errorf("the manifest of generation %s lists %s, of another generation", m.Generation, o.Key)
+		}
+	}
+	if delete(gens, m.Generation); settled && len(gens) > 0 {
+		t.Errorf("superseded generations left beside the committed %s: %v", m.Generation, gens)
 	}
 	return temps
 }
@@ -201,13 +215,13 @@ func TestCrashAtEveryStepThenRedelivery(t *testing.T) {
 			r.upload(t, key, body, nil)
 			ev := r.event(key)
 			r.crashAt(t, crashSpec{Event: ev, RequestID: "req-killed", Service: step.service, Operation: step.operation, Call: step.call, After: step.after})
-			r.checkPublished(t, key)
+			r.checkPublished(t, key, false)
 
 			res := r.proc.Process(context.Background(), "req-redelivered", ev)
 			if res.Outcome != step.redelivered || res.Err != nil {
 				t.Fatalf("redelivery: outcome %s err %v (%s), want %s", res.Outcome, res.Err, res.Detail, step.redelivered)
 			}
-			if temps := r.checkPublished(t, key); len(temps) != 0 {
+			if temps := r.checkPublished(t, key, true); len(temps) != 0 {
 				t.Errorf("temp objects left after the redelivery: %v", temps)
 			}
 			rec := r.record(t, key)
@@ -263,7 +277,9 @@ func TestPoisonPillThatPanicsStopsAfterMaxAttempts(t *testing.T) {
 	r := newRig(t, func(c *processor.Config) { c.MaxAttempts = 2 })
 	const key = "uploads/panics.jpg"
 	r.upload(t, key, grayJPEG(t, 300, 200), nil)
-	r.withFaults(t, faultinject.Rule{Service: "S3", Operation: "GetObject", Before: func(int) { panic("decoder bug") }})
+	// The source's GET of each of the two attempts panics (the third delivery reads only what
+	// quarantining needs).
+	r.withFaults(t, faultinject.Rule{Service: "S3", Operation: "GetObject", Calls: []int{1, 2}, Before: func(int) { panic("decoder bug") }})
 	for attempt := 1; attempt <= 2; attempt++ {
 		res := r.proc.Process(context.Background(), fmt.Sprint("req-", attempt), r.event(key))
 		if res.Outcome != processor.Failed || failure.Classify(res.Err) != failure.IsTransient || !strings.Contains(res.Err.Error(), "decoder bug") {

@@ -53,13 +53,13 @@ func TestTransientFaultsAreRetriedToSuccess(t *testing.T) {
 	}
 	// Requests = the protocol's own + one per injected fault.
 	want := map[string]int{
-		"S3.HeadObject":    1 + 4 + 1, // source, fence checks of three finals and the manifest, fault (verify uses the PUT's checksum)
-		"S3.GetObject":     1 + 1,
+		"S3.HeadObject":    1 + 1,     // source, fault (verify uses the PUT's checksum)
+		"S3.GetObject":     2 + 1,     // source, the manifest's fence read, fault
 		"S3.PutObject":     3 + 1 + 2, // three temps, the manifest, faults
 		"S3.CopyObject":    3 + 1,
 		"S3.DeleteObject":  3 + 1,
-		"DynamoDB.GetItem": 1 + 4 + 1, // claim read, a lease check before each copy and the manifest, fault
-		"DynamoDB.PutItem": 2 + 1,     // claim, completion, fault
+		"DynamoDB.GetItem": 2 + 1, // claim read, the lease check before the commit, fault
+		"DynamoDB.PutItem": 2 + 1, // claim, completion, fault
 	}
 	for op, n := range want {
 		service, name, _ := strings.Cut(op, ".")
@@ -85,7 +85,7 @@ func TestPersistentFaultFailsTheAttemptThenRecovers(t *testing.T) {
 		t.Errorf("PutObject tried %d times, want the retryer's %d", got, awsclient.MaxAttempts)
 	}
 	rec := r.record(t, key)
-	if rec.Status != state.Failed || rec.Attempts != 1 || !strings.Contains(rec.LastError, "SlowDown") || rec.ClaimToken != "" {
+	if rec.Status != state.Failed || rec.Attempts != 1 || !strings.Contains(rec.LastError, "SlowDown") || rec.Claimed() {
 		t.Fatalf("state after the failed attempt: %+v", rec)
 	}
 	if keys := r.list(t, r.output); len(keys) != 0 {
@@ -119,8 +119,8 @@ func TestFaultBurstIsRetriedWithinTheAttempt(t *testing.T) {
 	if got, want := inj.Calls("S3", "PutObject"), awsclient.MaxAttempts+4; got != want {
 		t.Errorf("PutObject requests %d, want %d (the burst, then three temps and the manifest)", got, want)
 	}
-	if got := inj.Calls("S3", "GetObject"); got != 2 {
-		t.Errorf("GetObject requests %d, want 2 (the work ran twice)", got)
+	if got := inj.Calls("S3", "GetObject"); got != 3 {
+		t.Errorf("GetObject requests %d, want 3 (the work ran twice; one manifest read)", got)
 	}
 	if keys := r.list(t, r.output); len(keys) != 4 {
 		t.Errorf("output keys %v, want 3 renditions and a manifest", keys)
@@ -137,7 +137,7 @@ func TestStaleWorkerStopsWithoutPublishing(t *testing.T) {
 	steal := func(int) {
 		rec := r.record(t, key)
 		rec.ClaimToken, rec.LeaseOwner = "thief-token", "thief-request"
-		if err := r.states.Replace(context.Background(), rec, rec.Rev); err != nil {
+		if _, err := r.states.Replace(context.Background(), rec, rec.Rev); err != nil {
 			t.Errorf("steal the claim: %v", err)
 		}
 	}
@@ -182,7 +182,7 @@ func TestDeadlineMarginStopsTheAttemptAndReleasesTheClaim(t *testing.T) {
 	if res.Outcome != processor.Failed || failure.Classify(res.Err) != failure.IsTransient {
 		t.Fatalf("ran into the margin: outcome %s err %v, want a transient failure", res.Outcome, res.Err)
 	}
-	if rec := r.record(t, key); rec.Status != state.Failed || rec.ClaimToken != "" || rec.Attempts != 1 {
+	if rec := r.record(t, key); rec.Status != state.Failed || rec.Claimed() || rec.Attempts != 1 {
 		t.Fatalf("ran into the margin: state %+v, want FAILED with the claim released", rec)
 	}
 	if keys := r.list(t, r.output); len(keys) != 0 {
@@ -207,12 +207,12 @@ func TestRequestsPerFile(t *testing.T) {
 		n   int
 		why string
 	}{
-		{"S3.HeadObject", 1 + renditions + 1, "the source; the fence of each final key and of the manifest"},
-		{"S3.GetObject", 1, "the source"},
-		{"S3.PutObject", renditions + 1, "each temp object; the manifest"},
-		{"S3.CopyObject", renditions, "each temp object to its final key"},
+		{"S3.HeadObject", 1, "the source"},
+		{"S3.GetObject", 2, "the source; the manifest it replaces (fence, ETag, generation)"},
+		{"S3.PutObject", renditions + 1, "each temp object; the manifest (If-Match / If-None-Match)"},
+		{"S3.CopyObject", renditions, "each temp object to its generation's key"},
 		{"S3.DeleteObject", renditions, "each temp object (DELETE requests are free)"},
-		{"DynamoDB.GetItem", 1 + renditions + 1, "the claim's read; the lease check before each copy and the manifest"},
+		{"DynamoDB.GetItem", 2, "the claim's read; the lease check before the manifest"},
 		{"DynamoDB.PutItem", 2, "the claim; the completion"},
 	}
 	s3, ddb := 0, 0

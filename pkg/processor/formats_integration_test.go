@@ -22,7 +22,7 @@ func TestWebPRenditionIsPublished(t *testing.T) {
 	if res := r.proc.Process(context.Background(), "req-webp", r.event(key)); res.Outcome != processor.Succeeded {
 		t.Fatalf("outcome %s err %v", res.Outcome, res.Err)
 	}
-	o, err := r.objects.Head(context.Background(), r.output, "renditions/"+key+"/thumb.webp")
+	o, err := r.objects.Head(context.Background(), r.output, r.rendition(t, key, "thumb"))
 	if err != nil || o.ContentType != "image/webp" {
 		t.Fatalf("head: %+v %v", o, err)
 	}
@@ -53,7 +53,7 @@ func TestHEICAndAVIFInputs(t *testing.T) {
 		if res.Outcome != processor.Succeeded {
 			t.Fatalf("%s: outcome %s err %v", name, res.Outcome, res.Err)
 		}
-		img := decode(t, r.get(t, r.output, "renditions/"+key+"/medium.jpg"))
+		img := decode(t, r.get(t, r.output, r.rendition(t, key, "medium")))
 		if got := img.Bounds().Size(); got != image.Pt(600, 338) { // the source is smaller than medium
 			t.Errorf("%s: medium is %v", name, got)
 		}

@@ -3,19 +3,23 @@ package processor
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
-	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/media"
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/storage"
 )
 
-// Manifest is the commit marker of one source's renditions, written last: when it exists, every
-// output it lists exists with the listed checksum.
+// Manifest is the commit marker of one source's renditions, the only mutable object under a
+// source's output prefix: it names one generation, and every output it lists belongs to that
+// generation and exists with the listed checksum (they are written before it, and only
+// superseded generations are deleted). It names the source version it describes.
 type Manifest struct {
 	Source        ManifestSource `json:"source"`
 	RecipeVersion string         `json:"recipe_version"`
+	Generation    string         `json:"generation"`
+	Fence         int64          `json:"fence"`
 	Outputs       []state.Output `json:"outputs"`
 	RequestID     string         `json:"request_id"`
 	StartedAt     time.Time      `json:"started_at"`
@@ -29,19 +33,24 @@ type ManifestSource struct {
 	VersionID string `json:"version_id,omitempty"`
 	ETag      string `json:"etag"`
 	Size      int64  `json:"size"`
-	SHA256    string `json:"sha256"`
-	Format    string `json:"format"`
-	Width     int    `json:"width"`
-	Height    int    `json:"height"`
+	SHA256    string `json:"sha256,omitempty"`
+	Format    string `json:"format,omitempty"`
+	Width     int    `json:"width,omitempty"`
+	Height    int    `json:"height,omitempty"`
 }
 
-func (r *run) writeManifest(src storage.Object, srcSHA string, info media.Info, outs []state.Output) (string, error) {
+// commit swaps the source's manifest to this claim's generation (putFenced: only while the
+// claim holds, never over a later claim's), then sweeps what it superseded: the replaced
+// generation, abandoned generations, and any quarantine copy of the source.
+func (r *run) commit(src storage.Object, srcSHA string, info media.Info, outs []state.Output) (string, error) {
 	m := Manifest{
 		Source: ManifestSource{
 			Bucket: src.Bucket, Key: src.Key, VersionID: src.VersionID, ETag: src.ETag, Size: src.Size,
 			SHA256: srcSHA, Format: string(info.Format), Width: info.Width, Height: info.Height,
 		},
 		RecipeVersion: r.p.recipeVersion,
+		Generation:    r.rec.ClaimToken,
+		Fence:         r.rec.Fence,
 		Outputs:       outs,
 		RequestID:     r.requestID,
 		StartedAt:     r.rec.UpdatedAt.UTC(),
@@ -52,17 +61,30 @@ func (r *run) writeManifest(src storage.Object, srcSHA string, info media.Info, 
 		return "", fmt.Errorf("encode manifest: %w", err)
 	}
 	key := r.p.Keys().Manifest(src.Key)
-	only, err := r.guard(key)
+	// One PutObject is atomic and S3 checks its SHA-256: readers see the old manifest or the
+	// whole new one, never a part.
+	prev, err := r.putFenced(storage.Put{
+		Bucket: r.p.cfg.OutputBucket, Key: key, Body: body, ContentType: "application/json",
+		Metadata: r.metadata(src),
+	})
 	if err != nil {
 		return "", err
 	}
-	// One PutObject is atomic and S3 checks its SHA-256: readers see the old manifest or the
-	// whole new one, never a part; the precondition keeps a stale worker from replacing it.
-	if _, err := r.p.objects.Put(r.ctx, storage.Put{
-		Bucket: r.p.cfg.OutputBucket, Key: key, Body: body, ContentType: "application/json",
-		Metadata: r.metadata(nil), Only: only,
-	}); err != nil {
-		return "", failure.Transient(err)
+	var replaced Manifest
+	if len(prev) > 0 {
+		if err := json.Unmarshal(prev, &replaced); err != nil {
+			r.log.Warn("replaced manifest unreadable; the reconciler deletes its generation", "err", err)
+		}
+	}
+	if err := r.sweep(r.rec.ClaimToken, "", slices.Concat(replaced.Outputs, r.rec.Outputs)); err != nil {
+		r.log.Warn("superseded outputs not all deleted; the reconciler will", "err", err)
 	}
 	return key, nil
+}
+
+// ReadManifest decodes a manifest.
+func ReadManifest(body []byte) (Manifest, error) {
+	var m Manifest
+	err := json.Unmarshal(body, &m)
+	return m, err
 }

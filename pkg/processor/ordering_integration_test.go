@@ -60,7 +60,7 @@ func TestOlderEventIsIgnored(t *testing.T) {
 	if rec := r.record(t, key); rec.Rev != newer.Rev || rec.Status != state.Succeeded || rec.Sequencer != "0062E9A2B1C3D4E5C0" {
 		t.Fatalf("a late event changed the record: %+v", rec)
 	}
-	if img := decode(t, r.get(t, r.output, "renditions/"+key+"/large.jpg")); img.Bounds().Dx() != 400 {
+	if img := decode(t, r.get(t, r.output, r.rendition(t, key, "large"))); img.Bounds().Dx() != 400 {
 		t.Fatalf("large rendition is %v wide, want the newer version's 400", img.Bounds().Dx())
 	}
 }
@@ -84,11 +84,12 @@ func TestRemovalDeletesOutputsAndLeavesATombstone(t *testing.T) {
 		t.Fatalf("outputs left after the removal: %v", keys)
 	}
 	rec := r.record(t, key)
-	if rec.Status != state.Deleted || rec.Sequencer != "0062E9A2B1C3D4E5B0" || len(rec.Outputs) != 0 || rec.ClaimToken != "" {
+	if rec.Status != state.Deleted || rec.Sequencer != "0062E9A2B1C3D4E5B0" || len(rec.Outputs) != 0 || rec.Claimed() {
 		t.Fatalf("tombstone %+v", rec)
 	}
-	if last := rec.History[len(rec.History)-1]; last.From != state.Succeeded || last.To != state.Deleted {
-		t.Fatalf("audit trail ends with %+v", last)
+	h := rec.History
+	if claim, last := h[len(h)-2], h[len(h)-1]; claim.From != state.Succeeded || claim.To != state.Removing || last.To != state.Deleted {
+		t.Fatalf("audit trail ends with %+v, %+v; want SUCCEEDED → REMOVING → DELETED", claim, last)
 	}
 	r.mustProcess(t, r.seqEvent(key, trigger.Removed, "0062E9A2B1C3D4E5B0"), processor.Duplicate)
 
@@ -158,11 +159,16 @@ func TestRemovalWaitsForALiveWorker(t *testing.T) {
 // claim that took over published: each final key and the manifest carry the claim's revision
 // as a fencing token, checked (and, on S3, enforced as a write precondition) before every write.
 func TestStaleWorkerCannotReplaceANewerClaimsOutputs(t *testing.T) {
-	// The stalled worker's HEADs: 1 source, 2 fence of final 1, 3 of final 2, 4 of final 3, 5 of
-	// the manifest. Each fence check comes right after the worker's (passing) lease check; the
-	// other worker claims and publishes everything in between.
-	for _, call := range []int{2, 5} {
-		t.Run(fmt.Sprint("takeover before HEAD ", call), func(t *testing.T) {
+	// Where the other worker claims and publishes everything while this one stalls: while it
+	// publishes into its generation (its first copy), between its lease check and its read of the
+	// manifest (its second GET), and between that read and its conditional put of the manifest
+	// (its fourth PUT).
+	for _, at := range []faultinject.Rule{
+		{Service: "S3", Operation: "CopyObject", Calls: []int{1}},
+		{Service: "S3", Operation: "GetObject", Calls: []int{2}},
+		{Service: "S3", Operation: "PutObject", Calls: []int{4}},
+	} {
+		t.Run(fmt.Sprintf("takeover before %s %d", at.Operation, at.Calls[0]), func(t *testing.T) {
 			r := newRig(t, nil)
 			const key = "uploads/fenced.jpg"
 			r.upload(t, key, grayJPEG(t, 500, 400), nil)
@@ -171,9 +177,8 @@ func TestStaleWorkerCannotReplaceANewerClaimsOutputs(t *testing.T) {
 			processor.SetClock(newer.proc, func() time.Time { return time.Now().Add(time.Hour) }) // past the stalled worker's lease
 
 			var takeover processor.Result
-			r.withFaults(t, faultinject.Rule{Service: "S3", Operation: "HeadObject", Calls: []int{call}, Before: func(int) {
-				takeover = newer.proc.Process(context.Background(), "req-newer", r.event(key))
-			}})
+			at.Before = func(int) { takeover = newer.proc.Process(context.Background(), "req-newer", r.event(key)) }
+			r.withFaults(t, at)
 			res := r.proc.Process(context.Background(), "req-stalled", r.event(key))
 			if takeover.Outcome != processor.Succeeded {
 				t.Fatalf("the worker that took over: %s %v (%s)", takeover.Outcome, takeover.Err, takeover.Detail)
@@ -185,17 +190,20 @@ func TestStaleWorkerCannotReplaceANewerClaimsOutputs(t *testing.T) {
 			if rec.Status != state.Succeeded || rec.LeaseOwner != "req-newer" || rec.Attempts != 2 {
 				t.Fatalf("state %+v, want the newer claim's success", rec)
 			}
+			if temps := r.checkPublished(t, key, true); len(temps) != 0 {
+				t.Errorf("temp objects left: %v", temps)
+			}
 			keys := r.list(t, r.output)
 			if len(keys) != 4 {
-				t.Errorf("output keys %v, want 3 renditions and a manifest, no temp object", keys)
+				t.Errorf("output keys %v, want the newer generation's 3 renditions and the manifest", keys)
 			}
 			for _, k := range keys {
 				o, err := r.objects.Head(context.Background(), r.output, k)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if o.Metadata["sluice-fence"] != strconv.FormatInt(rec.Rev-1, 10) {
-					t.Errorf("%s carries fence %q, want the newer claim's %d", k, o.Metadata["sluice-fence"], rec.Rev-1)
+				if o.Metadata["sluice-fence"] != strconv.FormatInt(rec.Fence, 10) || o.Metadata["sluice-generation"] != rec.ClaimToken {
+					t.Errorf("%s carries fence %q generation %q, want the newer claim's %d %s", k, o.Metadata["sluice-fence"], o.Metadata["sluice-generation"], rec.Fence, rec.ClaimToken)
 				}
 			}
 		})

@@ -13,9 +13,10 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
-	"maps"
 	mrand "math/rand/v2"
+	"net/url"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,8 @@ import (
 type objectStore interface {
 	Head(ctx context.Context, bucket, key string) (storage.Object, error)
 	Get(ctx context.Context, o storage.Object, limit int64) ([]byte, error)
+	Read(ctx context.Context, bucket, key string, limit int64) (storage.Object, []byte, error)
+	DeleteIf(ctx context.Context, bucket, key, etag string) error
 	Put(ctx context.Context, p storage.Put) (storage.Written, error)
 	Copy(ctx context.Context, c storage.Copy) (string, error)
 	Delete(ctx context.Context, bucket, key string) error
@@ -43,11 +46,10 @@ type objectStore interface {
 // stateStore is what the processor needs of the state table.
 type stateStore interface {
 	Get(ctx context.Context, id string) (state.Record, bool, error)
-	Bury(ctx context.Context, tomb state.Record, prev *state.Record) (state.Record, error)
 	Claim(ctx context.Context, req state.ClaimRequest, now func() time.Time) (state.Verdict, state.Record, error)
-	Holds(ctx context.Context, rec state.Record) error
+	ClaimRemoval(ctx context.Context, req state.RemoveRequest, now func() time.Time) (state.Verdict, state.Record, error)
+	Holds(ctx context.Context, rec state.Record, now time.Time) error
 	Finish(ctx context.Context, rec state.Record, to state.Status, reason string, now time.Time) (state.Record, error)
-	Terminate(ctx context.Context, rec state.Record, to state.Status, requestID, reason, message string, now time.Time) (state.Record, error)
 }
 
 var (
@@ -65,11 +67,12 @@ type Processor struct {
 	log           *slog.Logger
 	metrics       *metrics.Emitter
 	now           func() time.Time
+	maxCopyBytes  int64 // the largest source quarantine copies (S3's one-request limit)
 }
 
 // New wires a processor. recipeVersion identifies the recipe and watermark in use.
 func New(cfg Config, objects objectStore, states stateStore, renderer *render.Renderer, recipeVersion string, log *slog.Logger, m *metrics.Emitter) *Processor {
-	return &Processor{cfg: cfg, objects: objects, states: states, renderer: renderer, recipeVersion: recipeVersion, log: log, metrics: m, now: time.Now}
+	return &Processor{cfg: cfg, objects: objects, states: states, renderer: renderer, recipeVersion: recipeVersion, log: log, metrics: m, now: time.Now, maxCopyBytes: maxCopyBytes}
 }
 
 // Outcome is what happened to one object event.
@@ -97,17 +100,25 @@ type Result struct {
 	Err     error   `json:"-"`
 }
 
-// Keys is the key scheme. Every key is deterministic in the source key and rendition name,
-// except temp keys, which carry the request id so concurrent attempts never share one.
+// Keys is the key scheme. Renditions are immutable generations: each claim publishes under
+// its own generation (its claim token), which only it ever writes, and the manifest at a stable
+// key names the one generation that is published. Temp keys carry the generation too, so
+// concurrent attempts never share one.
+//
+//	<output prefix><seg>/manifest.json            the only mutable object: swapped with If-Match
+//	<output prefix><seg>/<gen>/<name>.<ext>        a published (or superseded) rendition
+//	<temp prefix><gen>/<seg>/<name>.<ext>          before verification
+//	<quarantine prefix><seg>/<gen>/source          a quarantined source, and its report beside it
+//	<quarantine prefix><seg>/<gen>/report.json
 type Keys struct{ cfg Config }
 
-// S3's limit on a key, and the longest request id a temp key is built for (Lambda's are 36 bytes).
+// S3's limit on a key, and the length of a generation (a claim token: 12 random bytes in hex).
 const (
-	maxKeyBytes       = 1024
-	maxRequestIDBytes = 64
-	// longest thing a derived key puts after the source segment: "/" + a 32-byte rendition
-	// name + ".jpg"; "/manifest.json" and ".error.json" are shorter.
-	maxSuffixBytes = 1 + 32 + 4
+	maxKeyBytes = 1024
+	genBytes    = 24
+	// longest thing a derived key puts after the source segment: "/" + generation + "/" + a
+	// 32-byte rendition name + ".webp"; "/manifest.json" and "/report.json" are shorter.
+	maxSuffixBytes = 1 + genBytes + 1 + 32 + 5
 )
 
 // Segment is the form of a source key inside every key sluice derives from it. A key that is
@@ -118,7 +129,7 @@ const (
 // an output, and no derived key leaves its prefix, whatever a consumer makes of "..", "//" or
 // control characters; the manifest and the state record keep the source key as it is.
 func (k Keys) Segment(sourceKey string) string {
-	room := maxKeyBytes - maxSuffixBytes - max(len(k.cfg.OutputPrefix), len(k.cfg.TempPrefix)+maxRequestIDBytes+1, len(k.cfg.QuarantinePrefix))
+	room := maxKeyBytes - maxSuffixBytes - max(len(k.cfg.OutputPrefix), len(k.cfg.TempPrefix)+genBytes+1, len(k.cfg.QuarantinePrefix))
 	if len(sourceKey) <= room && plainKey(sourceKey) {
 		return sourceKey
 	}
@@ -149,25 +160,85 @@ func cleanKey(key string) bool {
 	return true
 }
 
-// Final is where a rendition is published.
-func (k Keys) Final(sourceKey, name, ext string) string {
-	return k.cfg.OutputPrefix + k.Segment(sourceKey) + "/" + name + "." + ext
+// Final is where generation gen publishes a rendition.
+func (k Keys) Final(sourceKey, gen, name, ext string) string {
+	return k.cfg.OutputPrefix + k.Segment(sourceKey) + "/" + gen + "/" + name + "." + ext
 }
 
-// Manifest is the commit marker of a source's renditions.
+// Manifest is the commit marker of a source's renditions: it names the published generation.
 func (k Keys) Manifest(sourceKey string) string {
 	return k.cfg.OutputPrefix + k.Segment(sourceKey) + "/manifest.json"
 }
 
-// Temp is where a rendition is written before it is verified.
-func (k Keys) Temp(requestID, sourceKey, name, ext string) string {
-	return k.cfg.TempPrefix + requestID + "/" + k.Segment(sourceKey) + "/" + name + "." + ext
+// Temp is where generation gen writes a rendition before it is verified.
+func (k Keys) Temp(gen, sourceKey, name, ext string) string {
+	return k.cfg.TempPrefix + gen + "/" + k.Segment(sourceKey) + "/" + name + "." + ext
 }
 
-// Quarantine is where a rejected source is copied; its report sits beside it.
-func (k Keys) Quarantine(sourceKey string) (object, report string) {
-	seg := k.Segment(sourceKey)
-	return k.cfg.QuarantinePrefix + seg, k.cfg.QuarantinePrefix + seg + ".error.json"
+// Quarantine is where generation gen copies a rejected source, and where its report sits.
+func (k Keys) Quarantine(sourceKey, gen string) (object, report string) {
+	base := k.cfg.QuarantinePrefix + k.Segment(sourceKey) + "/" + gen + "/"
+	return base + "source", base + "report.json"
+}
+
+// ParseQuarantine reads a key under the quarantine prefix: the source's segment and the
+// generation; ok is false for a key sluice does not write there.
+func (k Keys) ParseQuarantine(key string) (seg, gen string, ok bool) {
+	rest, ok := strings.CutPrefix(key, k.cfg.QuarantinePrefix)
+	if !ok {
+		return "", "", false
+	}
+	for _, file := range []string{"/source", "/report.json"} {
+		if head, found := strings.CutSuffix(rest, file); found {
+			i := strings.LastIndexByte(head, '/')
+			if i > 0 && isGeneration(head[i+1:]) {
+				return head[:i], head[i+1:], true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// OutputKey is a key under the output prefix, read back: a manifest, or a rendition of one
+// generation. Seg is the source's segment (see Segment).
+type OutputKey struct {
+	Seg, Gen, File string
+	Manifest       bool
+}
+
+// ParseOutput reads a key under the output prefix; ok is false for a key sluice does not write
+// there. It is unambiguous: a manifest is the only key ending in "/manifest.json" (renditions
+// end in an image extension), and a rendition's generation is the 24-hex-digit segment before
+// its file name.
+func (k Keys) ParseOutput(key string) (OutputKey, bool) {
+	rest, ok := strings.CutPrefix(key, k.cfg.OutputPrefix)
+	if !ok {
+		return OutputKey{}, false
+	}
+	if seg, ok := strings.CutSuffix(rest, "/manifest.json"); ok && seg != "" {
+		return OutputKey{Seg: seg, Manifest: true}, true
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return OutputKey{}, false
+	}
+	j := strings.LastIndexByte(rest[:i], '/')
+	if j <= 0 || !isGeneration(rest[j+1:i]) {
+		return OutputKey{}, false
+	}
+	return OutputKey{Seg: rest[:j], Gen: rest[j+1 : i], File: rest[i+1:]}, true
+}
+
+func isGeneration(s string) bool {
+	if len(s) != genBytes {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Ours reports whether bucket/key is one of sluice's own outputs (final, temp or quarantine):
@@ -189,6 +260,35 @@ func (k Keys) candidates(rc recipe.Recipe, key func(name, ext string) string) []
 		for _, f := range formats {
 			out = append(out, key(rd.Name, render.Output{Format: f}.Ext()))
 		}
+	}
+	return out
+}
+
+// Location is one object: a bucket and a key.
+type Location struct{ Bucket, Key string }
+
+// Parts of a generation, for sweep.
+type genParts struct{ temps, renditions, evidence bool }
+
+// generationKeys lists the keys of the chosen parts generation gen of a source may have
+// written: temp keys and renditions as the current recipe names them (the reconciler finds any
+// other), the quarantine copy and report.
+func (k Keys) generationKeys(rc recipe.Recipe, sourceKey, gen string, parts genParts) []Location {
+	var out []Location
+	in := func(bucket string, keys []string) {
+		for _, key := range keys {
+			out = append(out, Location{bucket, key})
+		}
+	}
+	if parts.temps {
+		in(k.cfg.OutputBucket, k.candidates(rc, func(name, ext string) string { return k.Temp(gen, sourceKey, name, ext) }))
+	}
+	if parts.renditions {
+		in(k.cfg.OutputBucket, k.candidates(rc, func(name, ext string) string { return k.Final(sourceKey, gen, name, ext) }))
+	}
+	if parts.evidence {
+		object, report := k.Quarantine(sourceKey, gen)
+		in(k.cfg.QuarantineBucket, []string{object, report})
 	}
 	return out
 }
@@ -276,7 +376,7 @@ func (r *run) guarded(res *Result) {
 		r.m.Add("Panics", metrics.Count, 1)
 		if r.claimed {
 			r.rec.LastError = err.Error()
-			if _, ferr := r.p.states.Finish(context.WithoutCancel(r.ctx), r.rec, state.Failed, "", r.p.now()); ferr != nil {
+			if ferr := r.finish(state.Failed, ""); ferr != nil {
 				err = errors.Join(err, ferr)
 			}
 		}
@@ -334,13 +434,13 @@ func (r *run) do(res *Result, src storage.Object) {
 		res.Outcome, res.Err = Failed, err
 		return
 	}
-	r.rec, r.claimed = rec, verdict == state.Claim
+	r.rec, r.claimed = rec, verdict == state.Claim || verdict == state.Exhausted
 	switch verdict {
 	case state.Duplicate:
 		res.Outcome, res.Detail = Duplicate, fmt.Sprintf("already %s for this version and recipe", rec.Status)
 		return
 	case state.Busy:
-		res.Outcome, res.Err = Failed, failure.Transient(errors.New("another invocation holds the lease on this object"))
+		res.Outcome, res.Err = Failed, busy("another invocation holds the lease on this object")
 		return
 	case state.Exhausted:
 		r.exhausted(res, src)
@@ -368,6 +468,7 @@ func (r *run) do(res *Result, src storage.Object) {
 		// Another invocation owns the object now (this one stalled past its lease, or a newer
 		// version arrived): it publishes; this one stops without writing anything more.
 		r.m.Add("LeaseLost", metrics.Count, 1)
+		r.dropOwnGeneration()
 		res.Outcome, res.Detail = Skipped, "lost the claim to another invocation; stopped without publishing"
 		return
 	}
@@ -378,30 +479,36 @@ func (r *run) do(res *Result, src storage.Object) {
 	if err != nil {
 		// Transient or unknown: record it and let the trigger retry, up to MaxAttempts claims.
 		r.rec.LastError = err.Error()
-		if _, ferr := r.p.states.Finish(context.WithoutCancel(r.ctx), r.rec, state.Failed, "", now); ferr != nil {
+		if ferr := r.finish(state.Failed, ""); ferr != nil {
 			err = errors.Join(err, ferr)
 		}
 		res.Outcome, res.Err = Failed, failure.Transient(err)
 		return
 	}
-	r.cleanAbandoned()
-	if h := r.rec.History; len(h) > 0 && h[len(h)-1].From == state.Quarantined {
-		// A redriven file that was quarantined now succeeds: its quarantine copy is stale.
-		object, report := r.p.Keys().Quarantine(src.Key)
-		for _, k := range []string{object, report} {
-			if err := r.p.objects.Delete(context.WithoutCancel(r.ctx), r.p.cfg.QuarantineBucket, k); err != nil {
-				r.log.Warn("stale quarantine copy not deleted", "quarantine_key", k, "err", err)
-			}
-		}
-	}
 	r.rec.Outputs, r.rec.ManifestKey = outputs, manifestKey
 	r.rec.DurationMS = now.Sub(r.rec.UpdatedAt).Milliseconds()
-	if _, err := r.p.states.Finish(r.ctx, r.rec, state.Succeeded, "", now); err != nil {
+	if err := r.finish(state.Succeeded, ""); err != nil {
 		res.Outcome, res.Err = Failed, err
 		return
 	}
 	res.Outcome, res.Detail = Succeeded, fmt.Sprintf("%d renditions, manifest %s", len(outputs), manifestKey)
 }
+
+// finish records the claim's outcome. It runs past the deadline margin (the claim is held until
+// it is written, and a lost answer is recognised), bounded by finishTimeout.
+func (r *run) finish(to state.Status, reason string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), finishTimeout)
+	defer cancel()
+	rec, err := r.p.states.Finish(ctx, r.rec, to, reason, r.p.now())
+	if err == nil {
+		r.rec = rec
+	}
+	return err
+}
+
+// finishTimeout bounds the bookkeeping an attempt does after its deadline margin: recording its
+// outcome, quarantining. The margin (DEADLINE_MARGIN_MS, 5 s by default) leaves room for it.
+const finishTimeout = 4 * time.Second
 
 // The in-attempt retry policy: the n-th retry waits a random time in [0, min(retryCap, retryBase·2ⁿ⁻¹)).
 const (
@@ -445,12 +552,18 @@ func contentVersion(o storage.Object) string {
 	return "etag:" + o.ETag
 }
 
-func (r *run) claim(src storage.Object) (state.Verdict, state.Record, error) {
-	lease := r.p.now().Add(15 * time.Minute)
-	if !r.deadline.IsZero() {
-		// A Lambda is killed at its deadline: the lease ends shortly after, so a retry can take over.
-		lease = r.deadline.Add(10 * time.Second)
+// leaseUntil is when this invocation's claim lapses: a Lambda is killed at its deadline, so the
+// lease ends a commit window after it (a holder commits only with that much lease left), and a
+// retry can take over. Without a deadline (an operator's run), 15 minutes.
+func (r *run) leaseUntil() time.Time {
+	if r.deadline.IsZero() {
+		return r.p.now().Add(15 * time.Minute)
 	}
+	return r.deadline.Add(2 * state.CommitWindow)
+}
+
+func (r *run) claim(src storage.Object) (state.Verdict, state.Record, error) {
+	lease := r.leaseUntil()
 	req := state.ClaimRequest{
 		Bucket: src.Bucket, Key: src.Key,
 		ObjectVersion: contentVersion(src), ObjectETag: src.ETag, ObjectSize: src.Size,
@@ -531,23 +644,25 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 	}
 	var manifestKey string
 	err = r.stage("Manifest", func() (err error) {
-		manifestKey, err = r.writeManifest(src, srcSHA, info, published)
+		manifestKey, err = r.commit(src, srcSHA, info, published)
 		return err
 	})
 	return published, manifestKey, err
 }
 
 // publish runs the output protocol for one rendition: put to a temp key with its SHA-256 →
-// verify the stored checksum → check the claim and the final key's fence → copy to the final key
-// only if the temp object is still the one verified (and the final key unchanged) → delete the
-// temp key.
+// verify the stored checksum → copy to the generation's final key only if the temp object is
+// still the one verified → delete the temp key. The final key belongs to this claim's
+// generation, which no other claim writes, so the copy needs no fence: nothing is visible until
+// the manifest names the generation (commit).
 func (r *run) publish(src storage.Object, o render.Output) (state.Output, error) {
 	keys := r.p.Keys()
-	tmp := keys.Temp(r.requestID, src.Key, o.Name, o.Ext())
-	final := keys.Final(src.Key, o.Name, o.Ext())
+	gen := r.rec.ClaimToken
+	tmp := keys.Temp(gen, src.Key, o.Name, o.Ext())
+	final := keys.Final(src.Key, gen, o.Name, o.Ext())
 	w, err := r.p.objects.Put(r.ctx, storage.Put{
 		Bucket: r.p.cfg.OutputBucket, Key: tmp, Body: o.Body, ContentType: o.ContentType(),
-		Metadata: r.metadata(map[string]string{"sluice-source-version": r.rec.ObjectVersion}),
+		Metadata: r.metadata(src),
 	})
 	if err != nil {
 		return state.Output{}, err
@@ -555,14 +670,9 @@ func (r *run) publish(src storage.Object, o render.Output) (state.Output, error)
 	if err := r.verify(tmp, o.Body, w); err != nil {
 		return state.Output{}, err
 	}
-	only, err := r.guard(final)
-	if err != nil {
-		r.deleteTemp(tmp)
-		return state.Output{}, err
-	}
 	if _, err := r.p.objects.Copy(r.ctx, storage.Copy{
 		SrcBucket: r.p.cfg.OutputBucket, SrcKey: tmp, IfMatch: w.ETag,
-		DstBucket: r.p.cfg.OutputBucket, DstKey: final, Only: only,
+		DstBucket: r.p.cfg.OutputBucket, DstKey: final,
 	}); err != nil {
 		return state.Output{}, failure.Transient(err)
 	}
@@ -595,53 +705,110 @@ func (r *run) verify(tmp string, body []byte, w storage.Written) error {
 	return nil
 }
 
-// fenceKey is the metadata key that carries the revision of the claim that wrote an output.
-const fenceKey = "sluice-fence"
+// Metadata keys sluice writes on what it publishes.
+const (
+	fenceKey        = "sluice-fence"      // the claim's fencing number
+	genKey          = "sluice-generation" // the claim's generation
+	sourceBucketKey = "sluice-source-bucket"
+	sourceKeyKey    = "sluice-source-key" // URL-escaped (metadata is ASCII)
+)
 
-// metadata is the metadata of everything this attempt publishes: extra, the recipe version, and
-// the claim's revision as a fencing token.
-func (r *run) metadata(extra map[string]string) map[string]string {
-	m := map[string]string{"sluice-recipe": r.p.recipeVersion, fenceKey: strconv.FormatInt(r.rec.Rev, 10)}
-	maps.Copy(m, extra)
-	return m
+// metadata is the metadata of everything this claim publishes for src: the recipe version, the
+// claim's fence and generation, and the source it came from (the reconciler reads it back).
+func (r *run) metadata(src storage.Object) map[string]string {
+	return map[string]string{
+		"sluice-recipe": r.p.recipeVersion, "sluice-source-version": r.rec.ObjectVersion,
+		fenceKey: strconv.FormatInt(r.rec.Fence, 10), genKey: r.rec.ClaimToken,
+		sourceBucketKey: src.Bucket, sourceKeyKey: url.QueryEscape(src.Key),
+	}
 }
 
-// guard is called before this attempt writes a final key or the manifest. It re-checks the
-// claim (consistent read), so a worker that was taken over stops before it makes anything
-// visible, and it returns the precondition for the write: the key must still be absent, or hold
-// the object seen now, which must not carry a fence newer than this claim's. Claims' revisions
-// only grow, so a stale worker can never replace what a later claim published. S3 enforces the
-// precondition on copies and puts; MinIO only on puts, so there the HEAD's fence check is the
-// guard for copies.
-func (r *run) guard(key string) (storage.Precondition, error) {
-	if err := r.p.states.Holds(r.ctx, r.rec); err != nil {
-		return storage.Precondition{}, err
-	}
-	cur, err := r.p.objects.Head(r.ctx, r.p.cfg.OutputBucket, key)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.Replacing(storage.Object{}, false), nil
-	}
-	if err != nil {
-		return storage.Precondition{}, err
-	}
-	if fence, _ := strconv.ParseInt(cur.Metadata[fenceKey], 10, 64); fence > r.rec.Rev {
-		return storage.Precondition{}, fmt.Errorf("s3://%s/%s was written by a later claim (fence %d > %d): %w",
-			r.p.cfg.OutputBucket, key, fence, r.rec.Rev, state.ErrLeaseLost)
-	}
-	return storage.Replacing(cur, true), nil
+// SourceOf reads back, from an output's or a quarantine object's metadata, the source it was
+// written for and the generation that wrote it.
+func SourceOf(o storage.Object) (bucket, key, gen string, ok bool) {
+	key, err := url.QueryUnescape(o.Metadata[sourceKeyKey])
+	bucket, gen = o.Metadata[sourceBucketKey], o.Metadata[genKey]
+	return bucket, key, gen, err == nil && bucket != "" && key != "" && isGeneration(gen)
 }
 
-// cleanAbandoned deletes the temp keys that earlier attempts on this record left behind when
-// they crashed or failed; the temp prefix's lifecycle rule is the backstop.
-func (r *run) cleanAbandoned() {
-	for _, owner := range r.rec.Abandoned {
-		for _, key := range r.p.Keys().candidates(r.p.cfg.Recipe, func(name, ext string) string {
-			return r.p.Keys().Temp(owner, r.ev.Key, name, ext)
-		}) {
-			r.deleteTemp(key)
+// putFenced writes the mutable object bucket/key (a manifest, a quarantine report) only for a
+// claim that still holds the record, and never over what a later claim wrote: it re-checks the
+// claim (consistent read), reads the current object (its body, for the caller's clean-up), and
+// puts with If-Match on what it read (If-None-Match when absent), refusing when the current
+// object carries a later fence. S3 and MinIO both enforce the precondition on PutObject, so a
+// writer that lost the race between the read and the put fails instead of overwriting.
+func (r *run) putFenced(p storage.Put) (prev []byte, err error) {
+	if err := r.p.states.Holds(r.ctx, r.rec, r.p.now()); err != nil {
+		return nil, err
+	}
+	// The lease had at least a commit window left: the read and the put finish within it.
+	ctx, cancel := context.WithTimeout(r.ctx, state.CommitWindow/2)
+	defer cancel()
+	cur, body, err := r.p.objects.Read(ctx, p.Bucket, p.Key, maxMutableBytes)
+	found := err == nil
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, err
+	}
+	if fence, _ := strconv.ParseInt(cur.Metadata[fenceKey], 10, 64); found && fence > r.rec.Fence {
+		return nil, fmt.Errorf("s3://%s/%s was written by a later claim (fence %d > %d): %w",
+			p.Bucket, p.Key, fence, r.rec.Fence, state.ErrLeaseLost)
+	}
+	p.Only = storage.Replacing(cur, found)
+	if _, err := r.p.objects.Put(ctx, p); err != nil {
+		if errors.Is(err, storage.ErrPreconditionFailed) {
+			return nil, fmt.Errorf("s3://%s/%s changed under this claim: %w", p.Bucket, p.Key, state.ErrLeaseLost)
+		}
+		return nil, failure.Transient(err)
+	}
+	return body, nil
+}
+
+// maxMutableBytes bounds a manifest or report read back.
+const maxMutableBytes = 1 << 20
+
+// sweep deletes, under this claim, what the record's generations left that is neither the
+// committed generation's renditions nor the evidence generation's quarantine copy: the
+// renditions listed (by the record, or a replaced manifest) of other generations, and the temp
+// keys, renditions and quarantine copies of the abandoned generations, of the previous evidence
+// and of this claim's own. None of it can be committed or kept as evidence any more
+// (state.MayDeleteOutput, state.MayDeleteEvidence). The record then lists no abandoned
+// generation and keeps evidence as its evidence generation.
+func (r *run) sweep(committed, evidence string, listed []state.Output) error {
+	keys := r.p.Keys()
+	var doomed []Location
+	for _, o := range listed {
+		if k, _ := keys.ParseOutput(o.Key); k.Gen != committed {
+			doomed = append(doomed, Location{r.p.cfg.OutputBucket, o.Key})
 		}
 	}
-	r.rec.Abandoned = nil
+	gens := append(slices.Clone(r.rec.Abandoned), r.rec.ClaimToken, r.rec.QuarantineGen)
+	slices.Sort(gens)
+	for _, gen := range slices.Compact(gens) {
+		// This claim's own committed generation: publish deleted its temp keys, and it wrote no
+		// quarantine copy.
+		if gen != "" && !(gen == r.rec.ClaimToken && gen == committed) {
+			doomed = append(doomed, keys.generationKeys(r.p.cfg.Recipe, r.ev.Key, gen,
+				genParts{temps: true, renditions: gen != committed, evidence: gen != evidence})...)
+		}
+	}
+	var errs []error
+	for _, l := range doomed {
+		if err := r.p.objects.Delete(context.WithoutCancel(r.ctx), l.Bucket, l.Key); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	r.rec.Abandoned, r.rec.QuarantineGen = nil, evidence
+	return errors.Join(errs...)
+}
+
+// dropOwnGeneration deletes what this claim wrote once it lost the claim: its generation can
+// never be committed or kept as evidence now (state.MayDeleteOutput, state.MayDeleteEvidence).
+func (r *run) dropOwnGeneration() {
+	for _, l := range r.p.Keys().generationKeys(r.p.cfg.Recipe, r.ev.Key, r.rec.ClaimToken, genParts{true, true, true}) {
+		if err := r.p.objects.Delete(context.WithoutCancel(r.ctx), l.Bucket, l.Key); err != nil {
+			r.log.Warn("output not deleted; the reconciler will", "bucket", l.Bucket, "output_key", l.Key, "err", err)
+		}
+	}
 }
 
 // deleteTemp removes a temp object; one left behind (this failing) expires by lifecycle rule.
@@ -657,3 +824,6 @@ func newToken() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// busy is the transient failure of an event that found another claim live.
+func busy(why string) error { return failure.Transient(errors.New(why)) }

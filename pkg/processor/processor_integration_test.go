@@ -111,6 +111,22 @@ func (r *rig) get(t *testing.T, bucket, key string) []byte {
 	return b
 }
 
+// rendition is the key of key's rendition name in the generation its manifest publishes.
+func (r *rig) rendition(t *testing.T, key, name string) string {
+	t.Helper()
+	m, err := processor.ReadManifest(r.get(t, r.output, r.proc.Keys().Manifest(key)))
+	if err != nil {
+		t.Fatalf("manifest of %s: %v", key, err)
+	}
+	for _, o := range m.Outputs {
+		if o.Name == name {
+			return o.Key
+		}
+	}
+	t.Fatalf("manifest of %s lists no %s rendition: %+v", key, name, m.Outputs)
+	return ""
+}
+
 func (r *rig) list(t *testing.T, bucket string) []string {
 	t.Helper()
 	return sortedKeys(listAll(t, r, bucket))
@@ -187,7 +203,7 @@ func TestJPEGBecomesThreeVerifiedRenditions(t *testing.T) {
 		t.Fatalf("state %+v", rec)
 	}
 	for _, o := range rec.Outputs {
-		wantKey := "renditions/" + key + "/" + o.Name + ".jpg"
+		wantKey := "renditions/" + key + "/" + rec.ClaimToken + "/" + o.Name + ".jpg"
 		if o.Key != wantKey {
 			t.Errorf("%s key = %q, want %q", o.Name, o.Key, wantKey)
 		}
@@ -223,7 +239,8 @@ func TestJPEGBecomesThreeVerifiedRenditions(t *testing.T) {
 	}
 	srcSum := sha256.Sum256(src)
 	if m.Source.Key != key || m.Source.Bucket != r.staging || m.Source.SHA256 != hex.EncodeToString(srcSum[:]) ||
-		m.Source.Size != int64(len(src)) || m.Source.Width != 3000 || len(m.Outputs) != 3 || m.RecipeVersion != rec.RecipeVersion {
+		m.Source.Size != int64(len(src)) || m.Source.Width != 3000 || len(m.Outputs) != 3 || m.RecipeVersion != rec.RecipeVersion ||
+		m.Generation != rec.ClaimToken || m.Fence != rec.Fence {
 		t.Errorf("manifest = %+v", m)
 	}
 	if rec.ManifestKey != "renditions/"+key+"/manifest.json" {
@@ -270,12 +287,13 @@ func TestBadInputIsQuarantinedWithItsReason(t *testing.T) {
 		if rec.Status != state.Quarantined || rec.Reason != c.reason || rec.Message == "" {
 			t.Errorf("%s: state %s reason %q message %q", c.key, rec.Status, rec.Reason, rec.Message)
 		}
-		q, err := r.objects.Head(context.Background(), r.quar, "quarantine/"+c.key)
+		object, report := r.proc.Keys().Quarantine(c.key, rec.QuarantineGen)
+		q, err := r.objects.Head(context.Background(), r.quar, object)
 		if err != nil || q.Metadata["sluice-reason"] != c.reason {
 			t.Errorf("%s: quarantined copy: %+v %v", c.key, q.Metadata, err)
 		}
 		var rep processor.Report
-		if err := json.Unmarshal(r.get(t, r.quar, "quarantine/"+c.key+".error.json"), &rep); err != nil || string(rep.Reason) != c.reason || rep.Message == "" {
+		if err := json.Unmarshal(r.get(t, r.quar, report), &rep); err != nil || string(rep.Reason) != c.reason || rep.Message == "" {
 			t.Errorf("%s: report %+v %v", c.key, rep, err)
 		}
 	}
@@ -314,9 +332,9 @@ func TestDuplicateAndConcurrentDeliveriesProcessOnce(t *testing.T) {
 		t.Fatalf("%d of 8 concurrent deliveries processed the file, want exactly 1", succeeded)
 	}
 	first := r.record(t, key)
-	etags := map[string]string{}
+	sums := map[string]string{}
 	for _, o := range first.Outputs {
-		etags[o.Key] = o.SHA256
+		sums[o.Name] = o.SHA256
 	}
 	// Delivered again, twice in a row: nothing happens.
 	for range 2 {
@@ -335,8 +353,8 @@ func TestDuplicateAndConcurrentDeliveriesProcessOnce(t *testing.T) {
 		t.Fatalf("reprocess: %s %v", res.Outcome, res.Err)
 	}
 	for _, o := range r.record(t, key).Outputs {
-		if etags[o.Key] != o.SHA256 {
-			t.Errorf("%s: reprocessing gave different bytes", o.Key)
+		if sums[o.Name] != o.SHA256 {
+			t.Errorf("%s: reprocessing gave different bytes", o.Name)
 		}
 	}
 }
@@ -351,7 +369,7 @@ func TestEXIFOrientationSixComesOutUpright(t *testing.T) {
 	if res := r.proc.Process(context.Background(), "req-exif", r.event("uploads/rotated.jpg")); res.Outcome != processor.Succeeded {
 		t.Fatalf("%s %v", res.Outcome, res.Err)
 	}
-	img := decode(t, r.get(t, r.output, "renditions/uploads/rotated.jpg/medium.jpg"))
+	img := decode(t, r.get(t, r.output, r.rendition(t, "uploads/rotated.jpg", "medium")))
 	bb := img.Bounds()
 	if bb.Dx() != 400 || bb.Dy() != 600 {
 		t.Fatalf("medium is %dx%d, want upright 400x600", bb.Dx(), bb.Dy())
@@ -390,7 +408,7 @@ func TestTrickyKeyEndToEndThroughNotifications(t *testing.T) {
 	if rec := r.record(t, key); rec.Status != state.Succeeded {
 		t.Fatalf("state %s", rec.Status)
 	}
-	r.get(t, r.output, "renditions/"+key+"/thumb.jpg")
+	r.get(t, r.output, r.rendition(t, key, "thumb"))
 }
 
 func s3Body(bucket, key string) string {

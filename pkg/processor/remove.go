@@ -3,98 +3,102 @@ package processor
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/state"
+	"github.com/sluice-dev/sluice/pkg/storage"
 )
 
-// remove handles an ObjectRemoved event for a source that no longer exists. It deletes the
-// manifest first (the commit marker: no reader trusts a half-removed set), then every rendition
-// the record lists or the recipe may have written, the quarantine copy and its report, and the
-// temp keys of abandoned attempts; then it writes the DELETED tombstone, conditional on the
-// record not having changed meanwhile. A removal while a worker holds a live lease waits for it
-// (a transient failure, retried), so the worker cannot publish after the removal.
+// remove handles an ObjectRemoved event for a source that no longer exists. It first claims the
+// record for the removal (REMOVING: a token-bearing write before any delete, so a re-upload's
+// claim waits for it, and a removal waits for a live worker); then, under that claim, it deletes
+// the manifest (the commit marker: no reader trusts a half-removed set), every generation the
+// manifest and the record name, the abandoned ones, and the quarantine copy and report; then
+// Finish writes the DELETED tombstone. A removal that fails releases its claim (REMOVING with no
+// lease), so its redelivery, the reconciler or a re-upload takes over at once.
 func (r *run) remove(res *Result) {
+	req := state.RemoveRequest{Bucket: r.ev.Bucket, Key: r.ev.Key, Sequencer: r.ev.Sequencer, RequestID: r.requestID,
+		Token: newToken(), LeaseUntil: r.leaseUntil()}
 	var (
-		prev  state.Record
-		found bool
+		verdict state.Verdict
+		rec     state.Record
 	)
 	err := r.stage("Claim", func() (err error) {
-		prev, found, err = r.p.states.Get(r.ctx, state.ID(r.ev.Bucket, r.ev.Key))
+		verdict, rec, err = r.p.states.ClaimRemoval(r.ctx, req, r.p.now)
 		return err
 	})
 	if err != nil {
 		res.Outcome, res.Err = Failed, err
 		return
 	}
-	var prevp *state.Record
-	if found {
-		prevp = &prev
-	}
-	req := state.RemoveRequest{Bucket: r.ev.Bucket, Key: r.ev.Key, Sequencer: r.ev.Sequencer, RequestID: r.requestID}
-	verdict, tomb := state.DecideRemove(prevp, req, r.p.now())
 	switch verdict {
 	case state.Stale:
-		res.Outcome, res.Detail = Stale, fmt.Sprintf("removal sequencer %s is older than the record's %s", r.ev.Sequencer, prev.Sequencer)
+		res.Outcome, res.Detail = Stale, fmt.Sprintf("removal sequencer %s is older than the record's %s", r.ev.Sequencer, rec.Sequencer)
 		return
 	case state.Duplicate:
 		res.Outcome, res.Detail = Duplicate, "the source's outputs were already removed"
 		return
 	case state.Busy:
-		res.Outcome, res.Err = Failed, failure.Transient(errors.New("a worker holds a live lease on this object; the removal waits for it"))
+		res.Outcome, res.Err = Failed, busy("a worker holds a live claim on this object; the removal waits for it")
+		return
+	}
+	r.rec, r.claimed = rec, true
+	// Under the claim, nobody publishes: if the source exists again (re-created after the
+	// event, and perhaps processed before this claim), the removal is moot. Release the claim
+	// and process the current object instead.
+	src, err := r.p.objects.Head(r.ctx, r.ev.Bucket, r.ev.Key)
+	if !errors.Is(err, storage.ErrNotFound) {
+		if ferr := r.finish(state.Removing, "source re-created"); ferr != nil || err != nil {
+			res.Outcome, res.Err = Failed, failure.Transient(errors.Join(err, ferr))
+			return
+		}
+		r.claimed = false
+		r.do(res, src)
 		return
 	}
 	var n int
-	if found {
-		err = r.stage("Remove", func() (err error) {
-			n, err = r.removeOutputs(prev.Status, tomb)
-			return err
-		})
-		if err != nil {
-			res.Outcome, res.Err = Failed, failure.Transient(err)
-			return
+	err = r.stage("Remove", func() (err error) {
+		n, err = r.removeOutputs()
+		return err
+	})
+	if err != nil {
+		if ferr := r.finish(state.Removing, "removal failed: "+err.Error()); ferr != nil {
+			err = errors.Join(err, ferr)
 		}
-	}
-	if _, err := r.p.states.Bury(r.ctx, tomb, prevp); err != nil {
 		res.Outcome, res.Err = Failed, failure.Transient(err)
 		return
 	}
-	res.Outcome, res.Detail = Removed, fmt.Sprintf("source removed; %d possible output keys deleted", n)
+	if err := r.finish(state.Deleted, "source removed"); err != nil {
+		res.Outcome, res.Err = Failed, failure.Transient(err)
+		return
+	}
+	res.Outcome, res.Detail = Removed, fmt.Sprintf("source removed with the %d renditions it published", n)
 }
 
-// removeOutputs deletes what sluice wrote for the source, manifest first; it returns how many
-// keys it asked S3 to delete (absent ones included: S3 does not say).
-func (r *run) removeOutputs(was state.Status, tomb state.Record) (int, error) {
-	keys := r.p.Keys()
+// removeOutputs deletes, under the removal's claim, what sluice wrote for the source: the
+// manifest first (conditional on the manifest read, where S3 enforces it), then every
+// generation the manifest and the record name, the abandoned ones and the quarantine evidence
+// (sweep). It returns how many output keys the manifest listed.
+func (r *run) removeOutputs() (int, error) {
 	out := r.p.cfg.OutputBucket
-	type target struct{ bucket, key string }
-	targets := []target{{out, keys.Manifest(r.ev.Key)}}
-	if tomb.ManifestKey != "" && tomb.ManifestKey != targets[0].key {
-		targets = append(targets, target{out, tomb.ManifestKey})
+	manifestKey := r.p.Keys().Manifest(r.ev.Key)
+	cur, body, err := r.p.objects.Read(r.ctx, out, manifestKey, maxMutableBytes)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return 0, err
 	}
-	finals := keys.candidates(r.p.cfg.Recipe, func(name, ext string) string { return keys.Final(r.ev.Key, name, ext) })
-	for _, o := range tomb.Outputs {
-		if !slices.Contains(finals, o.Key) {
-			finals = append(finals, o.Key)
-		}
-	}
-	for _, k := range finals {
-		targets = append(targets, target{out, k})
-	}
-	if was == state.Quarantined {
-		object, report := keys.Quarantine(r.ev.Key)
-		targets = append(targets, target{r.p.cfg.QuarantineBucket, object}, target{r.p.cfg.QuarantineBucket, report})
-	}
-	for _, owner := range tomb.Abandoned {
-		for _, k := range keys.candidates(r.p.cfg.Recipe, func(name, ext string) string { return keys.Temp(owner, r.ev.Key, name, ext) }) {
-			targets = append(targets, target{out, k})
-		}
-	}
-	for _, t := range targets {
-		if err := r.p.objects.Delete(r.ctx, t.bucket, t.key); err != nil {
+	var listed []state.Output
+	if err == nil {
+		if err := r.p.states.Holds(r.ctx, r.rec, r.p.now()); err != nil {
 			return 0, err
 		}
+		if err := r.p.objects.DeleteIf(r.ctx, out, manifestKey, cur.ETag); err != nil {
+			return 0, err
+		}
+		m, err := ReadManifest(body)
+		if err != nil {
+			return 0, fmt.Errorf("manifest of %s: %w", r.ev.Key, err)
+		}
+		listed = m.Outputs
 	}
-	return len(targets), nil
+	return len(listed), r.sweep("", "", append(listed, r.rec.Outputs...))
 }

@@ -407,7 +407,7 @@ func soakCheck(t *testing.T, r *rig, plan map[string]soakKind) map[state.Status]
 				}
 			}
 		case state.Quarantined:
-			object, report := r.proc.Keys().Quarantine(key)
+			object, report := r.proc.Keys().Quarantine(key, rec.QuarantineGen)
 			if _, ok := quarantine[object]; !ok {
 				t.Errorf("%s: quarantine copy missing", key)
 			}

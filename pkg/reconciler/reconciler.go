@@ -98,7 +98,7 @@ func (r *Reconciler) Handle(ctx context.Context, _ json.RawMessage) (Summary, er
 	}
 	todo := findings[:min(len(findings), r.cfg.MaxFixes)]
 	sum.Deferred = len(findings) - len(todo)
-	sum.Fixed, err = r.ops.Fix(ctx, todo, ops.FixOptions{Concurrency: r.cfg.Concurrency}, nil)
+	sum.Fixed, err = r.ops.Fix(ctx, r.cfg.StagingBucket, r.cfg.UploadPrefix, todo, ops.FixOptions{Concurrency: r.cfg.Concurrency}, nil)
 	m.Add("ReconcileFindings", metrics.Count, float64(len(findings)))
 	m.Add("ReconcileFixed", metrics.Count, float64(sum.Fixed.Done))
 	m.Add("ReconcileFixFailed", metrics.Count, float64(sum.Fixed.Failed))

@@ -79,7 +79,7 @@ func TestScheduledReconcilerRepairsAndStops(t *testing.T) {
 	}
 	rec, _, _ := states.Get(ctx, state.ID(staging, "uploads/worn.jpg"))
 	rec.ObjectVersion, rec.ObjectETag = "etag:"+head.ETag, head.ETag
-	if err := states.Replace(ctx, rec, rec.Rev); err != nil {
+	if _, err := states.Replace(ctx, rec, rec.Rev); err != nil {
 		t.Fatal(err)
 	}
 

@@ -36,7 +36,8 @@ const (
 	Duplicate
 	// Busy: another invocation holds a live lease; try again later.
 	Busy
-	// Exhausted: the attempt limit is reached; quarantine with reason max_attempts.
+	// Exhausted: the attempt limit is reached. It is a claim all the same: write the returned
+	// record, then quarantine with reason max_attempts under it.
 	Exhausted
 	// Stale: the event is older (by S3 sequencer) than the one the record already follows.
 	Stale
@@ -59,7 +60,8 @@ func (v Verdict) String() string {
 }
 
 // Decide says what to do with prev (nil when there is no record) for req at time now. For Claim
-// it also returns the record to write, which Store.Claim writes conditionally on prev's revision.
+// and Exhausted it also returns the record to write, which Store.Claim writes conditionally on
+// prev's revision.
 func Decide(prev *Record, req ClaimRequest, now time.Time) (Verdict, Record) {
 	if prev == nil {
 		r := Record{ID: ID(req.Bucket, req.Key), CreatedAt: now}
@@ -69,17 +71,17 @@ func Decide(prev *Record, req ClaimRequest, now time.Time) (Verdict, Record) {
 	switch {
 	case SequencerBefore(req.Sequencer, prev.Sequencer):
 		return Stale, Record{}
-	case prev.Status == Processing && prev.LeaseExpires.After(now):
+	case prev.LeaseLive(now):
 		return Busy, Record{}
-	case !sameWork || prev.Status == Deleted || req.Redrive:
-		// New content, a new recipe, a re-created source or a redrive starts a fresh count of
-		// attempts.
+	case !sameWork || prev.Status == Deleted || prev.Status == Removing || req.Redrive:
+		// New content, a new recipe, a re-created source (or one whose removal died half-way)
+		// or a redrive starts a fresh count of attempts.
 		return Claim, claimed(*prev, req, 1, now)
 	case prev.Status == Succeeded || prev.Status == Quarantined:
 		return Duplicate, Record{}
 	case prev.Attempts >= req.MaxAttempts:
 		// FAILED, or PROCESSING whose lease ran out (the worker died): both count as attempts.
-		return Exhausted, Record{}
+		return Exhausted, claimed(*prev, req, prev.Attempts, now)
 	default:
 		return Claim, claimed(*prev, req, prev.Attempts+1, now)
 	}
@@ -87,6 +89,7 @@ func Decide(prev *Record, req ClaimRequest, now time.Time) (Verdict, Record) {
 
 func claimed(r Record, req ClaimRequest, attempts int, now time.Time) Record {
 	r.Abandoned = r.Leftovers()
+	r.Fence = nextFence(&r, now)
 	r.transition(Processing, req.RequestID, "", now)
 	r.Bucket, r.Key = req.Bucket, req.Key
 	r.ObjectVersion, r.ObjectETag, r.ObjectSize = req.ObjectVersion, req.ObjectETag, req.ObjectSize
@@ -97,16 +100,18 @@ func claimed(r Record, req ClaimRequest, attempts int, now time.Time) Record {
 	r.ClaimToken, r.LeaseOwner, r.LeaseExpires = req.Token, req.RequestID, req.LeaseUntil
 	r.Attempts = attempts
 	r.Reason, r.Message, r.LastError = "", "", ""
-	r.Outputs, r.ManifestKey, r.DurationMS, r.ExpiresAt = nil, "", 0, 0
+	r.DurationMS, r.ExpiresAt = 0, 0
 	return r
 }
 
-// Leftovers is r.Abandoned plus the owner of r's last attempt if it ended without cleaning up
-// (crashed, or failed): the request ids whose temp keys may still exist.
+// Leftovers is r.Abandoned plus the token of r's last claim if it ended without cleaning up
+// (crashed, failed, or a removal that died): the generations whose temp keys and unpublished
+// renditions may still exist. The published generation (r.Outputs) is not among them: it stays
+// until a new manifest replaces it.
 func (r Record) Leftovers() []string {
 	out := r.Abandoned
-	if (r.Status == Processing || r.Status == Failed) && r.LeaseOwner != "" && !slices.Contains(out, r.LeaseOwner) {
-		out = append(slices.Clone(out), r.LeaseOwner)
+	if (r.Claimed() || r.Status == Failed) && r.ClaimToken != "" && !slices.Contains(out, r.ClaimToken) {
+		out = append(slices.Clone(out), r.ClaimToken)
 	}
 	if n := len(out) - MaxAbandoned; n > 0 {
 		out = out[n:]
@@ -119,13 +124,16 @@ type RemoveRequest struct {
 	Bucket, Key string
 	Sequencer   string
 	RequestID   string
+	Token       string // unique to this claim
+	LeaseUntil  time.Time
 }
 
 // DecideRemove says what to do with prev (nil when there is no record) when its source was
-// removed: Claim with the tombstone to write once the outputs are gone (a tombstone is written
-// even without a record, so that a late creation event orders before it), Stale, Duplicate
-// (already removed), or Busy while a live lease runs (the removal waits for that worker, which
-// would otherwise publish after it).
+// removed: Claim with a REMOVING record to write before anything is deleted (its holder deletes
+// the outputs, then Finish writes the DELETED tombstone; a record is written even without one,
+// so that a late creation event orders before the tombstone), Stale, Duplicate (already removed),
+// or Busy while a live claim runs (the removal waits for it; and while the removal holds its
+// claim, a re-upload's claim waits for the removal).
 func DecideRemove(prev *Record, req RemoveRequest, now time.Time) (Verdict, Record) {
 	r := Record{ID: ID(req.Bucket, req.Key), Bucket: req.Bucket, Key: req.Key, CreatedAt: now}
 	if prev != nil {
@@ -134,17 +142,18 @@ func DecideRemove(prev *Record, req RemoveRequest, now time.Time) (Verdict, Reco
 			return Stale, Record{}
 		case prev.Status == Deleted:
 			return Duplicate, Record{}
-		case prev.Status == Processing && prev.LeaseExpires.After(now):
+		case prev.LeaseLive(now):
 			return Busy, Record{}
 		}
 		r = *prev
 		r.Abandoned = r.Leftovers()
 	}
-	r.transition(Deleted, req.RequestID, "source removed", now)
+	r.Fence = nextFence(&r, now)
+	r.transition(Removing, req.RequestID, "source removed", now)
 	if req.Sequencer != "" {
 		r.Sequencer = req.Sequencer
 	}
-	r.ClaimToken, r.LeaseOwner, r.LeaseExpires = "", "", time.Time{}
-	r.Reason, r.Message, r.LastError = "", "", ""
+	r.ClaimToken, r.LeaseOwner, r.LeaseExpires = req.Token, req.RequestID, req.LeaseUntil
+	r.Reason, r.Message, r.LastError, r.ExpiresAt = "", "", "", 0
 	return Claim, r
 }

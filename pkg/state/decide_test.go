@@ -28,10 +28,12 @@ func TestDecide(t *testing.T) {
 		{"processing, live lease, other version", rec(Processing, "v1", "r1", 1, now.Add(time.Second)), Busy, 0},
 		{"processing, expired lease", rec(Processing, "v2", "r1", 1, now.Add(-time.Second)), Claim, 2},
 		{"failed, attempts left", rec(Failed, "v2", "r1", 2, time.Time{}), Claim, 3},
-		{"failed, attempts used up", rec(Failed, "v2", "r1", 3, time.Time{}), Exhausted, 0},
-		{"crashed, attempts used up", rec(Processing, "v2", "r1", 3, now.Add(-time.Second)), Exhausted, 0},
+		{"failed, attempts used up", rec(Failed, "v2", "r1", 3, time.Time{}), Exhausted, 3},
+		{"crashed, attempts used up", rec(Processing, "v2", "r1", 3, now.Add(-time.Second)), Exhausted, 3},
 		{"failed, new version resets attempts", rec(Failed, "v1", "r1", 3, time.Time{}), Claim, 1},
 		{"deleted, same content re-created", rec(Deleted, "v2", "r1", 3, time.Time{}), Claim, 1},
+		{"removing, live lease: the re-upload waits", rec(Removing, "v1", "r1", 1, now.Add(time.Second)), Busy, 0},
+		{"removing, the remover died", rec(Removing, "v2", "r1", 3, now.Add(-time.Second)), Claim, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -39,7 +41,7 @@ func TestDecide(t *testing.T) {
 			if got != c.want {
 				t.Fatalf("verdict %s, want %s", got, c.want)
 			}
-			if got != Claim {
+			if got != Claim && got != Exhausted {
 				return
 			}
 			if next.Status != Processing || next.Attempts != c.attempts || next.ClaimToken != "t" || next.LeaseOwner != "req" ||
@@ -49,7 +51,79 @@ func TestDecide(t *testing.T) {
 			if n := len(next.History); n == 0 || next.History[n-1].To != Processing {
 				t.Fatalf("history %+v", next.History)
 			}
+			if c.prev != nil && next.Fence <= c.prev.Fence {
+				t.Fatalf("fence %d does not grow past %d", next.Fence, c.prev.Fence)
+			}
 		})
+	}
+}
+
+// A claim's fence grows past the record's, and past anything an expired record of the same key
+// handed out (the clock), so a stale writer's fence never beats a later claim's.
+func TestFenceGrowsAcrossLifetimes(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	req := ClaimRequest{Bucket: "b", Key: "k", ObjectVersion: "v1", RecipeVersion: "r1", RequestID: "req", Token: "t", LeaseUntil: now.Add(time.Minute), MaxAttempts: 3}
+	_, first := Decide(nil, req, now.Add(-48*time.Hour)) // a record long expired by TTL
+	_, fresh := Decide(nil, req, now)                    // the key's next record starts again
+	if fresh.Fence <= first.Fence {
+		t.Fatalf("a new record's fence %d is not above an expired one's %d", fresh.Fence, first.Fence)
+	}
+	ahead := Record{ID: "b/k", Status: Failed, ObjectVersion: "v1", RecipeVersion: "r1", Attempts: 1, Fence: now.UnixMicro() + 5}
+	if _, next := Decide(&ahead, req, now); next.Fence != ahead.Fence+1 {
+		t.Fatalf("fence %d after %d (a clock behind the last claim's)", next.Fence, ahead.Fence)
+	}
+	_, rm := DecideRemove(&ahead, RemoveRequest{Bucket: "b", Key: "k", RequestID: "rm", Token: "r"}, now)
+	if rm.Fence != ahead.Fence+1 {
+		t.Fatalf("removal fence %d after %d", rm.Fence, ahead.Fence)
+	}
+}
+
+func TestMayDeleteEvidence(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name string
+		rec  *Record
+		gen  string
+		want bool
+	}{
+		{"the record's evidence", &Record{Status: Quarantined, QuarantineGen: "g1", ClaimToken: "g1"}, "g1", false},
+		{"evidence of a quarantine redriven since", &Record{Status: Processing, QuarantineGen: "g1", ClaimToken: "g2", LeaseExpires: now.Add(time.Minute)}, "g1", false},
+		{"being written by a live claim", &Record{Status: Processing, ClaimToken: "g2", LeaseExpires: now.Add(time.Minute)}, "g2", false},
+		{"superseded by a success", &Record{Status: Succeeded, ClaimToken: "g2"}, "g1", true},
+		{"a dead claim's", &Record{Status: Processing, ClaimToken: "g2", LeaseExpires: now.Add(-time.Second)}, "g2", true},
+		{"no record", nil, "g1", true},
+	}
+	for _, c := range cases {
+		if got := MayDeleteEvidence(c.rec, c.gen, now); got != c.want {
+			t.Errorf("%s: MayDeleteEvidence = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestMayDeleteOutput(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	live := &Record{Status: Processing, ClaimToken: "g2", LeaseExpires: now.Add(time.Minute)}
+	expired := &Record{Status: Processing, ClaimToken: "g2", LeaseExpires: now.Add(-time.Second)}
+	done := &Record{Status: Succeeded, ClaimToken: "g2"}
+	cases := []struct {
+		name           string
+		rec            *Record
+		committed, gen string
+		want           bool
+	}{
+		{"the committed generation", done, "g2", "g2", false},
+		{"the committed generation, record expired", nil, "g1", "g1", false},
+		{"a live claim's generation, not committed yet", live, "g1", "g2", false},
+		{"a superseded generation", live, "g1", "g0", true},
+		{"a dead claim's generation", expired, "g1", "g2", true},
+		{"an ended claim's generation that lost the commit", done, "g3", "g2", true},
+		{"no record, no manifest", nil, "", "g1", true},
+		{"a removal's claim holds no generation", &Record{Status: Removing, ClaimToken: "g4", LeaseExpires: now.Add(time.Minute)}, "", "g1", true},
+	}
+	for _, c := range cases {
+		if got := MayDeleteOutput(c.rec, c.committed, c.gen, now); got != c.want {
+			t.Errorf("%s: MayDeleteOutput = %v, want %v", c.name, got, c.want)
+		}
 	}
 }
 
@@ -102,20 +176,20 @@ func TestDecideListsAbandonedAttempts(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	req := ClaimRequest{Bucket: "b", Key: "k", ObjectVersion: "v1", RecipeVersion: "r1", RequestID: "req-3", Token: "t", LeaseUntil: now.Add(time.Minute), MaxAttempts: 5}
 	crashed := &Record{ID: "b/k", Status: Processing, ObjectVersion: "v1", RecipeVersion: "r1", Attempts: 2,
-		LeaseOwner: "req-2", LeaseExpires: now.Add(-time.Second), Abandoned: []string{"req-1"}}
+		ClaimToken: "tok-2", LeaseOwner: "req-2", LeaseExpires: now.Add(-time.Second), Abandoned: []string{"tok-1"}}
 	_, next := Decide(crashed, req, now)
-	if want := []string{"req-1", "req-2"}; !slices.Equal(next.Abandoned, want) {
+	if want := []string{"tok-1", "tok-2"}; !slices.Equal(next.Abandoned, want) {
 		t.Errorf("abandoned %v, want %v", next.Abandoned, want)
 	}
-	if !slices.Equal(crashed.Abandoned, []string{"req-1"}) {
+	if !slices.Equal(crashed.Abandoned, []string{"tok-1"}) {
 		t.Errorf("Decide changed its input: %v", crashed.Abandoned)
 	}
-	retried := *crashed
-	retried.LeaseOwner = "req-3" // an async retry keeps its request id, and so its temp keys
-	if _, next := Decide(&retried, req, now); !slices.Equal(next.Abandoned, []string{"req-1", "req-3"}) {
+	failed := *crashed
+	failed.Status = Failed
+	if _, next := Decide(&failed, req, now); !slices.Equal(next.Abandoned, []string{"tok-1", "tok-2"}) {
 		t.Errorf("abandoned %v", next.Abandoned)
 	}
-	succeeded := &Record{ID: "b/k", Status: Succeeded, ObjectVersion: "v0", RecipeVersion: "r1", LeaseOwner: "req-0"}
+	succeeded := &Record{ID: "b/k", Status: Succeeded, ObjectVersion: "v0", RecipeVersion: "r1", ClaimToken: "tok-0"}
 	if _, next := Decide(succeeded, req, now); len(next.Abandoned) != 0 {
 		t.Errorf("a finished attempt cleaned up after itself, but abandoned = %v", next.Abandoned)
 	}
@@ -124,14 +198,14 @@ func TestDecideListsAbandonedAttempts(t *testing.T) {
 	for i := range MaxAbandoned + 3 {
 		many.Abandoned = append(many.Abandoned, fmt.Sprint("old-", i))
 	}
-	if _, next := Decide(&many, req, now); len(next.Abandoned) != MaxAbandoned || next.Abandoned[MaxAbandoned-1] != "req-2" {
+	if _, next := Decide(&many, req, now); len(next.Abandoned) != MaxAbandoned || next.Abandoned[MaxAbandoned-1] != "tok-2" {
 		t.Errorf("abandoned not bounded: %v", next.Abandoned)
 	}
 }
 
 func TestDecideRemove(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	req := RemoveRequest{Bucket: "b", Key: "k", Sequencer: "0062E9A2B1C3D4E5F6", RequestID: "req-rm"}
+	req := RemoveRequest{Bucket: "b", Key: "k", Sequencer: "0062E9A2B1C3D4E5F6", RequestID: "req-rm", Token: "rm-tok", LeaseUntil: now.Add(time.Minute)}
 	rec := func(status Status, seq string, lease time.Time) *Record {
 		return &Record{ID: "b/k", Status: status, Sequencer: seq, LeaseExpires: lease, LeaseOwner: "req-1", ClaimToken: "tok", Rev: 4,
 			Outputs: []Output{{Name: "thumb", Key: "renditions/k/thumb.jpg"}}, ManifestKey: "renditions/k/manifest.json"}
@@ -141,31 +215,34 @@ func TestDecideRemove(t *testing.T) {
 		prev *Record
 		want Verdict
 	}{
-		{"no record: tombstone", nil, Claim},
+		{"no record: a claim all the same", nil, Claim},
 		{"succeeded", rec(Succeeded, "0062E9A2B1C3D4E5F0", time.Time{}), Claim},
 		{"quarantined, no sequencer", rec(Quarantined, "", time.Time{}), Claim},
 		{"crashed worker", rec(Processing, "", now.Add(-time.Second)), Claim},
 		{"live worker", rec(Processing, "", now.Add(time.Second)), Busy},
+		{"live removal", rec(Removing, "", now.Add(time.Second)), Busy},
+		{"a removal that died", rec(Removing, "", now.Add(-time.Second)), Claim},
 		{"already removed", rec(Deleted, "0062E9A2B1C3D4E5F6", time.Time{}), Duplicate},
 		{"re-created after this removal", rec(Succeeded, "0062E9A2B1C3D4E5F7", time.Time{}), Stale},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			v, tomb := DecideRemove(c.prev, req, now)
+			v, claim := DecideRemove(c.prev, req, now)
 			if v != c.want {
 				t.Fatalf("verdict %s, want %s", v, c.want)
 			}
 			if v != Claim {
 				return
 			}
-			if tomb.Status != Deleted || tomb.Sequencer != req.Sequencer || tomb.ClaimToken != "" || tomb.LeaseOwner != "" || tomb.ID != "b/k" {
-				t.Fatalf("tombstone %+v", tomb)
+			if claim.Status != Removing || claim.Sequencer != req.Sequencer || claim.ClaimToken != "rm-tok" || claim.LeaseOwner != "req-rm" ||
+				!claim.LeaseExpires.Equal(req.LeaseUntil) || claim.ID != "b/k" {
+				t.Fatalf("removal claim %+v", claim)
 			}
-			if c.prev != nil && (len(tomb.Outputs) != 1 || tomb.ManifestKey == "") {
-				t.Fatalf("tombstone lost what there is to remove: %+v", tomb)
+			if c.prev != nil && (len(claim.Outputs) != 1 || claim.ManifestKey == "") {
+				t.Fatalf("the claim lost what there is to remove: %+v", claim)
 			}
-			if c.prev != nil && c.prev.Status == Processing && !slices.Contains(tomb.Abandoned, "req-1") {
-				t.Fatalf("the crashed worker's temp keys are not listed: %v", tomb.Abandoned)
+			if c.prev != nil && c.prev.Claimed() && !slices.Contains(claim.Abandoned, "tok") {
+				t.Fatalf("the dead claim's generation is not listed: %v", claim.Abandoned)
 			}
 		})
 	}

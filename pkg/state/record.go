@@ -8,11 +8,13 @@ import "time"
 // Status is where a source object stands.
 type Status string
 
-// The statuses. PROCESSING is the only one with a lease; the others are terminal except FAILED,
-// which a later delivery may claim again until the attempt limit. DELETED is a tombstone: the
-// source was removed and its outputs with it; its sequencer orders late events after it.
+// The statuses. PROCESSING and REMOVING are claims, with a token and a lease; the others are
+// terminal except FAILED, which a later delivery may claim again until the attempt limit.
+// REMOVING is a removal's claim: its holder deletes the source's outputs and then writes the
+// DELETED tombstone, whose sequencer orders late events after it.
 const (
 	Processing  Status = "PROCESSING"
+	Removing    Status = "REMOVING"
 	Succeeded   Status = "SUCCEEDED"
 	Failed      Status = "FAILED"
 	Quarantined Status = "QUARANTINED"
@@ -39,7 +41,8 @@ type Transition struct {
 	Reason    string    `dynamodbav:"reason,omitempty"`
 }
 
-// MaxAbandoned bounds Record.Abandoned; older entries are left to the temp prefix's lifecycle rule.
+// MaxAbandoned bounds Record.Abandoned; older entries are left to the temp prefix's lifecycle
+// rule and the reconciler.
 const MaxAbandoned = 10
 
 // MaxHistory bounds the audit trail kept on a record; older transitions are dropped.
@@ -47,33 +50,47 @@ const MaxHistory = 20
 
 // Record is the state of one source object.
 type Record struct {
-	ID            string `dynamodbav:"id"` // bucket + "/" + key
-	Bucket        string `dynamodbav:"bucket"`
-	Key           string `dynamodbav:"key"`
-	Status        Status `dynamodbav:"status"`
-	Rev           int64  `dynamodbav:"rev"` // bumped by every write; claims compare-and-swap on it
+	ID     string `dynamodbav:"id"` // bucket + "/" + key
+	Bucket string `dynamodbav:"bucket"`
+	Key    string `dynamodbav:"key"`
+	Status Status `dynamodbav:"status"`
+	Rev    int64  `dynamodbav:"rev"` // bumped by every write; claims compare-and-swap on it
+	// WriteID is unique to each write: a write whose answer was lost (the SDK retried it and the
+	// condition then failed) re-reads the record and recognises itself by it.
+	WriteID       string `dynamodbav:"write_id"`
 	ObjectVersion string `dynamodbav:"object_version"`
 	ObjectETag    string `dynamodbav:"object_etag"`
 	ObjectSize    int64  `dynamodbav:"object_size"`
 	Sequencer     string `dynamodbav:"sequencer,omitempty"`
 	RecipeVersion string `dynamodbav:"recipe_version"`
 
-	ClaimToken   string    `dynamodbav:"claim_token,omitempty"`
-	LeaseOwner   string    `dynamodbav:"lease_owner,omitempty"`
+	// ClaimToken is the latest claim's token, kept after the claim ends. It names the claim's
+	// generation: the outputs and temp keys only that claim writes.
+	ClaimToken string `dynamodbav:"claim_token,omitempty"`
+	// Fence is the latest claim's fencing number, written on everything it publishes: it only
+	// grows, across the record's lifetimes too (a claim after the record expired starts from the
+	// clock), so a stale writer can never replace what a later claim published.
+	Fence        int64     `dynamodbav:"fence"`
+	LeaseOwner   string    `dynamodbav:"lease_owner,omitempty"` // the request id holding the claim
 	LeaseExpires time.Time `dynamodbav:"lease_expires"`
 	Attempts     int       `dynamodbav:"attempts"`
-	// Abandoned lists the request ids of earlier attempts on this record that ended without
-	// cleaning up (a crash, a lost lease, a failure): their temp keys are deleted by the attempt
-	// that succeeds. Bounded by MaxAbandoned.
+	// Abandoned lists the tokens (generations) of earlier claims on this record that ended
+	// without cleaning up (a crash, a lost lease, a failure): their temp keys and unpublished
+	// renditions are deleted by the claim that ends the record next. Bounded by MaxAbandoned.
 	Abandoned []string `dynamodbav:"abandoned,omitempty"`
 
 	Reason    string `dynamodbav:"reason,omitempty"`
 	Message   string `dynamodbav:"message,omitempty"`
 	LastError string `dynamodbav:"last_error,omitempty"`
 
+	// Outputs and ManifestKey are what the manifest publishes: a claim keeps them until its own
+	// manifest replaces them, so they always name the committed generation.
 	Outputs     []Output `dynamodbav:"outputs,omitempty"`
 	ManifestKey string   `dynamodbav:"manifest_key,omitempty"`
-	DurationMS  int64    `dynamodbav:"duration_ms,omitempty"`
+	// QuarantineGen is the generation whose quarantine copy and report are the evidence of the
+	// QUARANTINED outcome; the claim that publishes or removes the source deletes them.
+	QuarantineGen string `dynamodbav:"quarantine_gen,omitempty"`
+	DurationMS    int64  `dynamodbav:"duration_ms,omitempty"`
 
 	CreatedAt time.Time    `dynamodbav:"created_at"`
 	UpdatedAt time.Time    `dynamodbav:"updated_at"`

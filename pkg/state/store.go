@@ -2,6 +2,8 @@ package state
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -93,25 +95,20 @@ func (s *Store) Scan(ctx context.Context, f func(Record) error) error {
 	}
 }
 
-// Create writes rec only if no record with its id exists; otherwise ErrConflict.
-func (s *Store) Create(ctx context.Context, rec Record) error {
-	rec.Rev = 1
-	return s.put(ctx, rec, condition{expr: "attribute_not_exists(id)"}, ErrConflict)
-}
-
-// Replace writes rec only if the stored record still has revision prevRev; otherwise ErrConflict.
-func (s *Store) Replace(ctx context.Context, rec Record, prevRev int64) error {
-	rec.Rev = prevRev + 1
-	return s.put(ctx, rec, condition{expr: "rev = :rev", values: map[string]types.AttributeValue{
-		":rev": &types.AttributeValueMemberN{Value: strconv.FormatInt(prevRev, 10)},
-	}}, ErrConflict)
-}
-
 // Claim reads the record, lets Decide judge, and for a Claim verdict writes the claimed record
 // with a compare-and-swap, re-reading and judging again if another writer got in between.
 // It returns the verdict, the record as written (Claim) or as found (otherwise).
 func (s *Store) Claim(ctx context.Context, req ClaimRequest, now func() time.Time) (Verdict, Record, error) {
-	id := ID(req.Bucket, req.Key)
+	return s.claim(ctx, ID(req.Bucket, req.Key), func(prev *Record, t time.Time) (Verdict, Record) { return Decide(prev, req, t) }, now)
+}
+
+// ClaimRemoval is Claim for a removal: DecideRemove judges, and the claim is a REMOVING record
+// written before anything is deleted.
+func (s *Store) ClaimRemoval(ctx context.Context, req RemoveRequest, now func() time.Time) (Verdict, Record, error) {
+	return s.claim(ctx, ID(req.Bucket, req.Key), func(prev *Record, t time.Time) (Verdict, Record) { return DecideRemove(prev, req, t) }, now)
+}
+
+func (s *Store) claim(ctx context.Context, id string, decide func(*Record, time.Time) (Verdict, Record), now func() time.Time) (Verdict, Record, error) {
 	for range 5 {
 		prev, found, err := s.Get(ctx, id)
 		if err != nil {
@@ -121,14 +118,14 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest, now func() time.Tim
 		if found {
 			prevp = &prev
 		}
-		verdict, next := Decide(prevp, req, now())
-		if verdict != Claim {
+		verdict, next := decide(prevp, now())
+		if verdict != Claim && verdict != Exhausted {
 			return verdict, prev, nil
 		}
 		if found {
-			err = s.Replace(ctx, next, prev.Rev)
+			next, err = s.Replace(ctx, next, prev.Rev)
 		} else {
-			err = s.Create(ctx, next)
+			next, err = s.Create(ctx, next)
 		}
 		if errors.Is(err, ErrConflict) {
 			continue
@@ -136,77 +133,67 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest, now func() time.Tim
 		if err != nil {
 			return 0, Record{}, err
 		}
-		next.Rev = prev.Rev + 1
-		return Claim, next, nil
+		return verdict, next, nil
 	}
 	return Busy, Record{}, nil
 }
 
-// Finish writes the outcome of a claim: rec must carry the claim token it was claimed with.
-// It succeeds only while that token is still the record's and the record is PROCESSING;
-// otherwise ErrLeaseLost. The lease is cleared.
+// Create writes rec only if no record with its id exists; otherwise ErrConflict. It returns
+// the record as written.
+func (s *Store) Create(ctx context.Context, rec Record) (Record, error) {
+	rec.Rev = 1
+	return s.put(ctx, rec, condition{expr: "attribute_not_exists(id)"}, ErrConflict)
+}
+
+// Replace writes rec only if the stored record still has revision prevRev; otherwise
+// ErrConflict. It returns the record as written.
+func (s *Store) Replace(ctx context.Context, rec Record, prevRev int64) (Record, error) {
+	rec.Rev = prevRev + 1
+	return s.put(ctx, rec, condition{expr: "rev = :rev", values: map[string]types.AttributeValue{
+		":rev": &types.AttributeValueMemberN{Value: strconv.FormatInt(prevRev, 10)},
+	}}, ErrConflict)
+}
+
+// Finish writes the outcome of a claim (PROCESSING or REMOVING): rec must carry the claim token
+// it was claimed with. It succeeds only while that token still holds the record; otherwise
+// ErrLeaseLost. The lease ends; the token stays, naming the generation the record last claimed.
+// A DELETED outcome is the tombstone: it lists no outputs and no leftovers.
 func (s *Store) Finish(ctx context.Context, rec Record, to Status, reason string, now time.Time) (Record, error) {
-	token := rec.ClaimToken
-	prevRev := rec.Rev
 	rec.transition(to, rec.LeaseOwner, reason, now)
-	rec.ClaimToken, rec.LeaseExpires = "", time.Time{}
+	rec.LeaseExpires = time.Time{}
+	if to == Deleted {
+		rec.Outputs, rec.ManifestKey, rec.Abandoned, rec.QuarantineGen = nil, "", nil, ""
+	}
 	if to != Failed && s.ttl > 0 {
 		rec.ExpiresAt = now.Add(s.ttl).Unix()
 	}
+	prevRev := rec.Rev
 	rec.Rev = prevRev + 1
-	err := s.put(ctx, rec, condition{
-		expr:  "claim_token = :token AND #status = :processing",
+	return s.put(ctx, rec, condition{
+		expr:  "claim_token = :token AND (#status = :processing OR #status = :removing)",
 		names: map[string]string{"#status": "status"},
 		values: map[string]types.AttributeValue{
-			":token":      &types.AttributeValueMemberS{Value: token},
+			":token":      &types.AttributeValueMemberS{Value: rec.ClaimToken},
 			":processing": &types.AttributeValueMemberS{Value: string(Processing)},
+			":removing":   &types.AttributeValueMemberS{Value: string(Removing)},
 		},
 	}, ErrLeaseLost)
-	return rec, err
 }
 
-// Holds checks, with a consistent read, that the claim rec was written with is still the
-// record's: ErrLeaseLost when another invocation took the object over (after this lease
-// expired, or for a newer version) or the record left PROCESSING. A worker calls it before
-// each step that makes something visible, so a stale worker stops without publishing.
-func (s *Store) Holds(ctx context.Context, rec Record) error {
+// Holds checks, with a consistent read, that the claim rec was written with still holds the
+// record with at least CommitWindow of lease left at now: ErrLeaseLost when another invocation
+// took the object over (after this lease expired, or for a newer version), the claim ended, or
+// its lease (nearly) ran out. A worker calls it before it commits, so a stale worker stops
+// without publishing.
+func (s *Store) Holds(ctx context.Context, rec Record, now time.Time) error {
 	cur, found, err := s.Get(ctx, rec.ID)
 	if err != nil {
 		return err
 	}
-	if !found || cur.Status != Processing || cur.ClaimToken != rec.ClaimToken {
+	if !found || !cur.HeldBy(rec.ClaimToken) || !cur.LeaseExpires.After(now.Add(CommitWindow)) {
 		return fmt.Errorf("state %s: claim %s: %w", rec.ID, rec.ClaimToken, ErrLeaseLost)
 	}
 	return nil
-}
-
-// Terminate moves an unclaimed record (for example one past its attempt limit) to a terminal
-// status, conditional on its revision.
-func (s *Store) Terminate(ctx context.Context, rec Record, to Status, requestID, reason, message string, now time.Time) (Record, error) {
-	prevRev := rec.Rev
-	rec.transition(to, requestID, reason, now)
-	rec.Reason, rec.Message = reason, message
-	rec.ClaimToken, rec.LeaseOwner, rec.LeaseExpires = "", "", time.Time{}
-	if s.ttl > 0 {
-		rec.ExpiresAt = now.Add(s.ttl).Unix()
-	}
-	return rec, s.Replace(ctx, rec, prevRev)
-}
-
-// Bury writes the tombstone from DecideRemove once the caller has removed the source's outputs
-// and abandoned temp keys (it clears them from the record), conditional on prev's revision, or
-// on there being no record when prev is nil: ErrConflict when another writer got in between.
-func (s *Store) Bury(ctx context.Context, tomb Record, prev *Record) (Record, error) {
-	tomb.Outputs, tomb.ManifestKey, tomb.Abandoned = nil, "", nil
-	if s.ttl > 0 {
-		tomb.ExpiresAt = tomb.UpdatedAt.Add(s.ttl).Unix()
-	}
-	if prev == nil {
-		tomb.Rev = 1
-		return tomb, s.Create(ctx, tomb)
-	}
-	tomb.Rev = prev.Rev + 1
-	return tomb, s.Replace(ctx, tomb, prev.Rev)
 }
 
 // condition is a PutItem condition expression with its names and values.
@@ -216,11 +203,14 @@ type condition struct {
 	values map[string]types.AttributeValue
 }
 
-// put writes rec if cond holds; a failed condition becomes onFail.
-func (s *Store) put(ctx context.Context, rec Record, cond condition, onFail error) error {
+// put writes rec if cond holds, stamped with a new WriteID, and returns it as written. A failed
+// condition becomes onFail, unless a consistent re-read finds this very write: the SDK retried a
+// write whose answer was lost, and the retry's condition failed on the write itself.
+func (s *Store) put(ctx context.Context, rec Record, cond condition, onFail error) (Record, error) {
+	rec.WriteID = newWriteID()
 	item, err := attributevalue.MarshalMap(rec)
 	if err != nil {
-		return fmt.Errorf("encode state %s: %w", rec.ID, err)
+		return Record{}, fmt.Errorf("encode state %s: %w", rec.ID, err)
 	}
 	in := &dynamodb.PutItemInput{
 		TableName: aws.String(s.table), Item: item,
@@ -228,12 +218,23 @@ func (s *Store) put(ctx context.Context, rec Record, cond condition, onFail erro
 		ExpressionAttributeNames:  cond.names,
 		ExpressionAttributeValues: cond.values,
 	}
-	if _, err := s.api.PutItem(ctx, in); err != nil {
-		var ccf *types.ConditionalCheckFailedException
-		if errors.As(err, &ccf) {
-			return fmt.Errorf("put state %s (%s): %w", rec.ID, rec.Status, onFail)
-		}
-		return fmt.Errorf("put state %s (%s): %w", rec.ID, rec.Status, err)
+	_, err = s.api.PutItem(ctx, in)
+	var ccf *types.ConditionalCheckFailedException
+	switch {
+	case err == nil:
+		return rec, nil
+	case !errors.As(err, &ccf):
+		return Record{}, fmt.Errorf("put state %s (%s): %w", rec.ID, rec.Status, err)
 	}
-	return nil
+	if cur, found, gerr := s.Get(ctx, rec.ID); gerr == nil && found && cur.WriteID == rec.WriteID {
+		return rec, nil
+	}
+	return Record{}, fmt.Errorf("put state %s (%s): %w", rec.ID, rec.Status, onFail)
+}
+
+// newWriteID makes a write id; crypto/rand.Read does not fail on supported platforms.
+func newWriteID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -19,10 +19,10 @@ func TestCreateIsConditional(t *testing.T) {
 	st := newStore(t)
 	ctx := context.Background()
 	rec := state.Record{ID: state.ID("b", "k"), Bucket: "b", Key: "k", Status: state.Processing}
-	if err := st.Create(ctx, rec); err != nil {
+	if _, err := st.Create(ctx, rec); err != nil {
 		t.Fatalf("first create: %v", err)
 	}
-	err := st.Create(ctx, rec)
+	_, err := st.Create(ctx, rec)
 	if !errors.Is(err, state.ErrConflict) {
 		t.Fatalf("second create: err = %v, want state.ErrConflict", err)
 	}

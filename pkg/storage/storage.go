@@ -27,6 +27,9 @@ var (
 	ErrNotFound           = errors.New("object not found")
 	ErrPreconditionFailed = errors.New("precondition failed")
 	ErrTooLarge           = errors.New("object larger than the limit")
+	// ErrCopyRefused: S3 will not do this copy in one request (a source over 5 GiB answers
+	// InvalidRequest); retrying cannot help.
+	ErrCopyRefused = errors.New("copy refused")
 )
 
 // s3API is the part of the S3 client this adapter uses.
@@ -117,6 +120,33 @@ func (s *Store) Get(ctx context.Context, o Object, limit int64) ([]byte, error) 
 		return nil, fmt.Errorf("read s3://%s/%s: %w (%d bytes)", o.Bucket, o.Key, ErrTooLarge, limit)
 	}
 	return buf.Bytes(), nil
+}
+
+// Read reads the current object at bucket/key with its metadata, refusing more than limit
+// bytes: one GET where a HEAD and a GET would take two.
+func (s *Store) Read(ctx context.Context, bucket, key string, limit int64) (Object, []byte, error) {
+	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return Object{}, nil, fmt.Errorf("get s3://%s/%s: %w", bucket, key, translate(err))
+	}
+	defer out.Body.Close()
+	o := Object{
+		Bucket: bucket, Key: key,
+		Size:         aws.ToInt64(out.ContentLength),
+		ETag:         strings.Trim(aws.ToString(out.ETag), `"`),
+		VersionID:    aws.ToString(out.VersionId),
+		ContentType:  aws.ToString(out.ContentType),
+		Metadata:     out.Metadata,
+		LastModified: aws.ToTime(out.LastModified),
+	}
+	body, err := io.ReadAll(io.LimitReader(out.Body, limit+1))
+	if err != nil {
+		return Object{}, nil, fmt.Errorf("read s3://%s/%s: %w", bucket, key, err)
+	}
+	if int64(len(body)) > limit {
+		return Object{}, nil, fmt.Errorf("read s3://%s/%s: %w (%d bytes)", bucket, key, ErrTooLarge, limit)
+	}
+	return o, body, nil
 }
 
 // Put is one object to write.
@@ -225,7 +255,12 @@ func (s *Store) Copy(ctx context.Context, c Copy) (etag string, err error) {
 	}
 	out, err := s.api.CopyObject(ctx, in)
 	if err != nil {
-		return "", fmt.Errorf("copy s3://%s/%s to s3://%s/%s: %w", c.SrcBucket, c.SrcKey, c.DstBucket, c.DstKey, translate(err))
+		err = translate(err)
+		var api smithy.APIError
+		if errors.As(err, &api) && (api.ErrorCode() == "InvalidRequest" || api.ErrorCode() == "EntityTooLarge") {
+			err = fmt.Errorf("%w: %w", ErrCopyRefused, err)
+		}
+		return "", fmt.Errorf("copy s3://%s/%s to s3://%s/%s: %w", c.SrcBucket, c.SrcKey, c.DstBucket, c.DstKey, err)
 	}
 	if out.CopyObjectResult == nil {
 		return "", nil
@@ -235,7 +270,18 @@ func (s *Store) Copy(ctx context.Context, c Copy) (etag string, err error) {
 
 // Delete removes an object; a missing one is not an error.
 func (s *Store) Delete(ctx context.Context, bucket, key string) error {
-	if _, err := s.api.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
+	return s.DeleteIf(ctx, bucket, key, "")
+}
+
+// DeleteIf removes an object only while it still has ETag etag ("" deletes whatever is there):
+// ErrPreconditionFailed when it changed. Amazon S3 enforces the condition; MinIO (the local
+// stack) ignores it. A missing object is not an error.
+func (s *Store) DeleteIf(ctx context.Context, bucket, key, etag string) error {
+	in := &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
+	if etag != "" {
+		in.IfMatch = aws.String(`"` + etag + `"`)
+	}
+	if _, err := s.api.DeleteObject(ctx, in); err != nil {
 		if err = translate(err); !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("delete s3://%s/%s: %w", bucket, key, err)
 		}

@@ -1,0 +1,73 @@
+package state
+
+import "time"
+
+// The object lifecycle's rules, written once. The processor, the removal, the operator commands
+// (backfill, reconcile, redrive, status) and the reconciler ask these; none restates them.
+
+// CommitWindow is the lease a holder must have left to commit (swap a manifest, write a
+// report): Holds refuses a claim with less, and the commit's requests are bounded by it. So a
+// claim that others see lapsed (LeaseLive false) has made its last commit.
+const CommitWindow = 30 * time.Second
+
+// Claimed reports whether a claim holds the record (PROCESSING or REMOVING), live or not.
+func (r Record) Claimed() bool { return r.Status == Processing || r.Status == Removing }
+
+// LeaseLive reports whether a claim holds the record and its lease has not run out at now: its
+// holder may still write, so nobody else may claim, remove or clean up.
+func (r Record) LeaseLive(now time.Time) bool { return r.Claimed() && r.LeaseExpires.After(now) }
+
+// Stuck reports whether a claim holds the record but its lease ran out (the holder died): the
+// next claim takes over.
+func (r Record) Stuck(now time.Time) bool { return r.Claimed() && !r.LeaseExpires.After(now) }
+
+// HeldBy reports whether the claim with token still holds the record.
+func (r Record) HeldBy(token string) bool { return r.Claimed() && r.ClaimToken == token }
+
+// Follows reports whether the record is about this content of its source (ETag, as a listing
+// gives it): not removed, and claimed or ended for that ETag.
+func (r Record) Follows(etag string) bool {
+	return r.Status != Deleted && r.Status != Removing && r.ObjectETag == etag
+}
+
+// Ended reports whether the record ended for this content and recipe: SUCCEEDED or
+// QUARANTINED, so a backfill has nothing to do.
+func (r Record) Ended(etag, recipeVersion string) bool {
+	return (r.Status == Succeeded || r.Status == Quarantined) && r.Follows(etag) && r.RecipeVersion == recipeVersion
+}
+
+// Committable reports whether the claim whose token is gen may still commit a manifest naming
+// its generation: only while it holds the record with a live lease. Once this is false it stays
+// false (tokens are never reused, and a holder acts only within its lease), so a generation
+// that is neither committable nor the committed one may be deleted by anyone, at any time.
+func Committable(rec *Record, gen string, now time.Time) bool {
+	return rec != nil && rec.HeldBy(gen) && rec.LeaseLive(now)
+}
+
+// MayDeleteOutput is the one rule for deleting a rendition of generation gen. rec is the
+// source's record (nil when there is none), read with a consistent read FIRST; committed is the
+// generation its manifest names ("" when there is none), read AFTER rec. It may go when it is
+// not the committed generation and no live claim can commit it any more: the order of the reads
+// matters, since a claim seen not live cannot commit later, and a commit made before the record
+// read shows in the manifest read after it. A removal deletes the committed generation too, but
+// only under its own claim (see DecideRemove).
+func MayDeleteOutput(rec *Record, committed, gen string, now time.Time) bool {
+	return gen != committed && !Committable(rec, gen, now)
+}
+
+// nextFence is the fencing number of a claim on prev (nil when there is no record) at now:
+// above prev's, and above anything a record of this key that expired could have handed out.
+func nextFence(prev *Record, now time.Time) int64 {
+	f := now.UnixMicro()
+	if prev != nil && prev.Fence >= f {
+		f = prev.Fence + 1
+	}
+	return f
+}
+
+// MayDeleteEvidence is the rule for deleting a quarantine copy or report of generation gen,
+// given the source's record read consistently (nil when there is none): it is not the evidence
+// the record keeps for its QUARANTINED outcome, and no live claim can still make it so.
+func MayDeleteEvidence(rec *Record, gen string, now time.Time) bool {
+	return (rec == nil || rec.QuarantineGen != gen) && !Committable(rec, gen, now)
+}
