@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -418,5 +419,38 @@ func TestSamconfigMatchesTheTemplate(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join("..", "..", envVars)); err != nil {
 		t.Errorf("env_vars: %v", err)
+	}
+}
+
+// A watermark read from S3 is readable by every function that renders (the processor, and the
+// reconciler, which repairs by processing), on that object only: without the grant every cold
+// start fails. Quarantined files expire by a lifecycle rule the deployer sets.
+func TestTemplateGrantsTheWatermarkAndExpiresQuarantine(t *testing.T) {
+	doc := loadTemplate(t)
+	if _, ok := dig(t, doc, "Parameters").(map[string]any)["WatermarkObject"]; !ok {
+		t.Fatal("no WatermarkObject parameter")
+	}
+	sts := statements(t, doc)
+	for _, role := range []string{"ProcessorRole.processor", "ReconcilerRole.reconciler"} {
+		granted := false
+		for where, st := range sts {
+			if strings.HasPrefix(where, role+"[") && st["Sid"] == "ReadTheWatermark" {
+				res := list(st["Resource"])
+				granted = len(res) == 1 && strings.HasSuffix(res[0], ":s3:::${WatermarkObject}") && slices.Contains(list(st["Action"]), "s3:GetObjectVersion")
+			}
+		}
+		if !granted {
+			t.Errorf("%s: no read of the watermark object (s3:GetObject and s3:GetObjectVersion on ${WatermarkObject})", role)
+		}
+	}
+	rules := dig(t, resources(t, doc, "AWS::S3::Bucket")["QuarantineBucket"], "Properties", "LifecycleConfiguration", "Rules").([]any)
+	expires := false
+	for _, r := range rules {
+		if m := r.(map[string]any); m["Id"] == "expire-quarantine" && m["Prefix"] == "quarantine/" {
+			expires = true
+		}
+	}
+	if !expires {
+		t.Error("the quarantine bucket has no expiry rule for quarantine/")
 	}
 }

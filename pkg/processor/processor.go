@@ -731,8 +731,8 @@ func SourceOf(o storage.Object) (bucket, key, gen string, ok bool) {
 	return bucket, key, gen, err == nil && bucket != "" && key != "" && isGeneration(gen)
 }
 
-// putFenced writes the mutable object bucket/key (a manifest, a quarantine report) only for a
-// claim that still holds the record, and never over what a later claim wrote: it re-checks the
+// putFenced writes the mutable object bucket/key (the manifest) only for a claim that still
+// holds the record, and never over what a later claim wrote: it re-checks the
 // claim (consistent read), reads the current object (its body, for the caller's clean-up), and
 // puts with If-Match on what it read (If-None-Match when absent), refusing when the current
 // object carries a later fence. S3 and MinIO both enforce the precondition on PutObject, so a
@@ -763,7 +763,7 @@ func (r *run) putFenced(p storage.Put) (prev []byte, err error) {
 	return body, nil
 }
 
-// maxMutableBytes bounds a manifest or report read back.
+// maxMutableBytes bounds a manifest read back.
 const maxMutableBytes = 1 << 20
 
 // sweep deletes, under this claim, what the record's generations left that is neither the

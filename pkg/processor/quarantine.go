@@ -87,8 +87,9 @@ func (r *run) exhausted(res *Result, src storage.Object) {
 }
 
 // copyToQuarantine copies the source to its quarantine key, with the reason as metadata, and
-// writes the report beside it (putFenced: only while the claim holds). A source S3 will not copy
-// in one request (over 5 GiB, or refused) gets the report alone.
+// writes the report beside it, each only while the claim holds (both keys are this claim's
+// generation's). A source S3 will not copy in one request (over 5 GiB, or refused) gets the
+// report alone.
 func (r *run) copyToQuarantine(src storage.Object, perm *failure.PermanentError, cause error) error {
 	if err := r.p.states.Holds(r.ctx, r.rec, r.p.now()); err != nil {
 		return err
@@ -128,7 +129,12 @@ func (r *run) copyToQuarantine(src storage.Object, perm *failure.PermanentError,
 	if err != nil {
 		return err
 	}
-	_, err = r.putFenced(storage.Put{Bucket: r.p.cfg.QuarantineBucket, Key: report, Body: body, ContentType: "application/json",
+	// The report's key belongs to this claim's generation: nobody else writes it, so it needs no
+	// swap (and the processor may not read the quarantine bucket), only the claim.
+	if err := r.p.states.Holds(r.ctx, r.rec, r.p.now()); err != nil {
+		return err
+	}
+	_, err = r.p.objects.Put(r.ctx, storage.Put{Bucket: r.p.cfg.QuarantineBucket, Key: report, Body: body, ContentType: "application/json",
 		Metadata: r.metadata(src)})
 	return err
 }

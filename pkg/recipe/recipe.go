@@ -59,7 +59,13 @@ const (
 // Watermark says how the watermark is laid over renditions that ask for it.
 type Watermark struct {
 	// Source is "default" (the PNG embedded in the binary) or an S3 URI "s3://bucket/key" of a PNG.
-	Source   string   `json:"source"`
+	Source string `json:"source"`
+	// VersionID or ETag pins an S3 source (one is required): every container reads exactly
+	// those bytes, so replacing the object in place cannot give containers different recipe
+	// versions. With a version id the object may be replaced; with an ETag a replaced object
+	// stops new containers with an error naming the field to update.
+	VersionID string   `json:"version_id,omitempty"`
+	ETag      string   `json:"etag,omitempty"`
 	Position Position `json:"position"`
 	Margin   float64  `json:"margin"`    // gap to the edges, as a fraction of the rendition's width
 	Opacity  float64  `json:"opacity"`   // 0 (invisible) to 1
@@ -162,8 +168,17 @@ func (r Recipe) Validate() error {
 		bad("jpeg_quality", "%d: want 1-100", r.JPEGQuality)
 	}
 	w := r.Watermark
-	if w.Source != "default" && !s3URI.MatchString(w.Source) {
+	pinned := w.VersionID != "" || w.ETag != ""
+	switch {
+	case w.Source == "default" && pinned:
+		bad("watermark.version_id", "a version id or ETag pins an s3:// source; the default watermark has none")
+	case w.Source == "default":
+	case !s3URI.MatchString(w.Source):
 		bad("watermark.source", "%q: want \"default\" or s3://bucket/key", w.Source)
+	case !pinned:
+		bad("watermark.version_id", "an s3:// watermark needs version_id (or etag): the object's S3 version id (or its ETag), so that every container renders the same bytes")
+	case w.VersionID != "" && w.ETag != "":
+		bad("watermark.etag", "give version_id or etag, not both")
 	}
 	switch w.Position {
 	case BottomRight, BottomLeft, TopRight, TopLeft, Center:

@@ -86,3 +86,30 @@ func TestVersionChangesWithRecipeAndWatermark(t *testing.T) {
 		t.Fatalf("version %q is not 16 hex digits", a.Version())
 	}
 }
+
+// An S3 watermark is pinned by its version id or ETag, so every container renders the same
+// bytes; the default one takes no pin.
+func TestWatermarkFromS3MustBePinned(t *testing.T) {
+	cases := []struct {
+		source, version, etag string
+		bad                   string // the field the error names; "" when valid
+	}{
+		{"s3://brand-assets/logo.png", "3HL4kqtJlcpXroDTDmJ", "", ""},
+		{"s3://brand-assets/logo.png", "", "9b2cf535f27731c974343645a3985328", ""},
+		{"s3://brand-assets/logo.png", "", "", "watermark.version_id"},
+		{"s3://brand-assets/logo.png", "v", "e", "watermark.etag"},
+		{"default", "v", "", "watermark.version_id"},
+		{"default", "", "", ""},
+	}
+	for _, c := range cases {
+		r := recipe.Default()
+		r.Watermark.Source, r.Watermark.VersionID, r.Watermark.ETag = c.source, c.version, c.etag
+		err := r.Validate()
+		switch {
+		case c.bad == "" && err != nil:
+			t.Errorf("%+v: %v", c, err)
+		case c.bad != "" && (err == nil || !strings.Contains(err.Error(), c.bad)):
+			t.Errorf("%+v: error %v, want one naming %s", c, err, c.bad)
+		}
+	}
+}

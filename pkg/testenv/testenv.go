@@ -226,7 +226,35 @@ func (e *Env) emptyBucket(ctx context.Context, bucket string) error {
 			}
 		}
 	}
-	return flush()
+	if err := flush(); err != nil {
+		return err
+	}
+	return e.deleteVersions(ctx, bucket)
+}
+
+// deleteVersions removes every object version and delete marker of a versioned bucket (a test
+// that enables versioning leaves them); an unversioned bucket has none.
+func (e *Env) deleteVersions(ctx context.Context, bucket string) error {
+	p := s3.NewListObjectVersionsPaginator(e.S3, &s3.ListObjectVersionsInput{Bucket: aws.String(bucket)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		ids := make([]s3types.ObjectIdentifier, 0, len(page.Versions)+len(page.DeleteMarkers))
+		for _, v := range page.Versions {
+			ids = append(ids, s3types.ObjectIdentifier{Key: v.Key, VersionId: v.VersionId})
+		}
+		for _, m := range page.DeleteMarkers {
+			ids = append(ids, s3types.ObjectIdentifier{Key: m.Key, VersionId: m.VersionId})
+		}
+		for _, id := range ids {
+			if _, err := e.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: id.Key, VersionId: id.VersionId}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Table creates a table from def under a unique name for this test, and deletes it afterwards.
