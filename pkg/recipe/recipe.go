@@ -66,11 +66,11 @@ type Watermark struct {
 	// stops new containers with an error naming the field to update.
 	VersionID string   `json:"version_id,omitempty"`
 	ETag      string   `json:"etag,omitempty"`
-	Position Position `json:"position"`
-	Margin   float64  `json:"margin"`    // gap to the edges, as a fraction of the rendition's width
-	Opacity  float64  `json:"opacity"`   // 0 (invisible) to 1
-	Scale    float64  `json:"scale"`     // watermark width as a fraction of the rendition's width
-	MinWidth int      `json:"min_width"` // renditions narrower than this get no watermark
+	Position  Position `json:"position"`
+	Margin    float64  `json:"margin"`    // gap to the edges, as a fraction of the rendition's width
+	Opacity   float64  `json:"opacity"`   // 0 (invisible) to 1
+	Scale     float64  `json:"scale"`     // watermark width as a fraction of the rendition's width
+	MinWidth  int      `json:"min_width"` // renditions narrower than this get no watermark
 }
 
 // Recipe is the whole transform configuration.
