@@ -18,7 +18,7 @@ export GOFLAGS := $(strip $(GOFLAGS) -tags=nodynamic)
 
 .PHONY: help build test test-unit test-race soak lint local-up local-down local-status local-tool
 # Packages whose tests need no local stack: `make test` also runs them under the race detector.
-UNIT_PKGS := ./pkg/state ./pkg/trigger ./pkg/recipe ./pkg/media ./pkg/render ./pkg/jpegscale ./pkg/jpegenc ./pkg/faultinject
+UNIT_PKGS := ./pkg/state ./pkg/trigger ./pkg/recipe ./pkg/media ./pkg/render ./pkg/jpegscale ./pkg/jpegenc ./pkg/faultinject ./pkg/workgroup
 SOAK_OBJECTS ?= 500
 
 help:

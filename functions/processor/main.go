@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/sluice-dev/sluice/pkg/awsclient"
 	"github.com/sluice-dev/sluice/pkg/metrics"
@@ -36,6 +37,9 @@ func run() error {
 	p, err := processor.Build(ctx, cfg, awsclient.S3(aws), awsclient.DynamoDB(aws), log, metrics.New(os.Stdout, "processor"))
 	if err != nil {
 		return err
+	}
+	if cfg.QueueURL != "" {
+		p.WithQueue(sqs.NewFromConfig(aws))
 	}
 	lambda.Start(p.Handle)
 	return nil

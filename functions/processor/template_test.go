@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/reconciler"
+	"github.com/sluice-dev/sluice/pkg/state"
 )
 
 // loadTemplate parses template.yaml; CloudFormation's short tags (!Ref, !Sub, ...) parse as
@@ -152,8 +153,13 @@ func TestTemplateBuffersEventsWithADeadLetterQueue(t *testing.T) {
 	}
 	maxReceive := dig(t, doc, "Parameters", "MaxReceiveCount", "Default").(int)
 	maxAttempts := dig(t, doc, "Parameters", "MaxAttempts", "Default").(int)
-	if maxReceive <= maxAttempts {
-		t.Errorf("MaxReceiveCount %d must exceed MaxAttempts %d: the delivery after the last attempt quarantines the file", maxReceive, maxAttempts)
+	// Receives a message may need: its attempts, the delivery that quarantines it, and the busy
+	// retries while another worker's lease runs (one lease: the timeout and two commit windows,
+	// a retry every 10 s at the soonest).
+	busy := (timeout + int(2*state.CommitWindow.Seconds()) + 9) / 10
+	if need := maxAttempts + 1 + busy; maxReceive < need {
+		t.Errorf("MaxReceiveCount %d < %d: MaxAttempts %d, the quarantining delivery, and up to %d busy retries during one lease",
+			maxReceive, need, maxAttempts, busy)
 	}
 	ev := dig(t, doc, "Resources", "ProcessorFunction", "Properties", "Events", "Uploads")
 	if dig(t, ev, "Type") != "SQS" || dig(t, ev, "Properties", "Queue") != "UploadQueue.Arn" {

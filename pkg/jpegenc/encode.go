@@ -17,7 +17,8 @@ import (
 	"math"
 	"math/bits"
 	"runtime"
-	"sync"
+
+	"github.com/sluice-dev/sluice/pkg/workgroup"
 )
 
 // stripeRows is the number of MCU rows between restart markers (fewer for images so wide
@@ -134,7 +135,7 @@ func (e *encoder) encodeStripes() [][]byte {
 		next <- i
 	}
 	close(next)
-	var wg sync.WaitGroup
+	var wg workgroup.Group
 	for range min(n, runtime.GOMAXPROCS(0)) {
 		wg.Go(func() {
 			for i := range next {

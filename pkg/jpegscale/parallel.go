@@ -1,6 +1,10 @@
 package jpegscale
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/sluice-dev/sluice/pkg/workgroup"
+)
 
 // scanWorkers decode a progressive image's single-component scans, one goroutine per component,
 // each in stream order: scans of different components touch different coefficient arrays, so
@@ -8,11 +12,11 @@ import "sync"
 // done and runs on the caller's goroutine.
 type scanWorkers struct {
 	queues  []chan *scanState
-	pending sync.WaitGroup // queued scans not yet decoded
-	exited  sync.WaitGroup // worker goroutines
+	pending sync.WaitGroup  // queued scans not yet decoded
+	exited  workgroup.Group // worker goroutines
 
 	mu     sync.Mutex
-	err    error // the first error a worker met
+	err    error // the first error a worker met: a *workgroup.Panic is raised again by do and close
 	closed bool
 }
 
@@ -25,16 +29,26 @@ func (d *decoder) workers() *scanWorkers {
 			w.queues[i] = q
 			w.exited.Go(func() {
 				for s := range q {
-					if err := s.run(); err != nil {
-						w.fail(err)
-					}
-					w.pending.Done()
+					w.run(s)
 				}
 			})
 		}
 		d.par = w
 	}
 	return d.par
+}
+
+// run decodes one queued scan; a panic in it is kept as the workers' error, so the worker goes
+// on draining its queue (nobody waits for ever) and the caller raises it again.
+func (w *scanWorkers) run(s *scanState) {
+	defer w.pending.Done()
+	var err error
+	if p := workgroup.Catch(func() { err = s.run() }); p != nil {
+		err = p
+	}
+	if err != nil {
+		w.fail(err)
+	}
 }
 
 func (w *scanWorkers) fail(err error) {
@@ -45,11 +59,16 @@ func (w *scanWorkers) fail(err error) {
 	w.mu.Unlock()
 }
 
-// firstErr is the first error a worker met so far.
+// firstErr is the first error a worker met so far; a panic a worker met is raised again here,
+// in the caller's goroutine.
 func (w *scanWorkers) firstErr() error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
+	err := w.err
+	w.mu.Unlock()
+	if p, ok := err.(*workgroup.Panic); ok {
+		panic(p)
+	}
+	return err
 }
 
 // do decodes s: on its component's worker, or here after the workers are idle.

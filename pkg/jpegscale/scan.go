@@ -2,7 +2,8 @@ package jpegscale
 
 import (
 	"math/bits"
-	"sync"
+
+	"github.com/sluice-dev/sluice/pkg/workgroup"
 )
 
 // scan decodes one SOS segment and the entropy-coded data after it (T.81 B.2.3, F.2, G.2). A
@@ -424,7 +425,7 @@ func (s *scanState) refineAll(blk *[64]int16, mask uint64, p1 int16) error {
 // reconstructAll turns a progressive image's coefficients into samples once every scan is in,
 // one goroutine per component (each writes only its own plane).
 func (d *decoder) reconstructAll() {
-	var wg sync.WaitGroup
+	var wg workgroup.Group
 	for i := range d.comps {
 		c := &d.comps[i]
 		wg.Go(func() {

@@ -33,6 +33,10 @@ type Config struct {
 	// quarantine copy) and leaves a DELETED record. Off, removals are ignored.
 	RemoveOutputs bool
 	Recipe        recipe.Recipe
+	// QueueURL is the SQS queue the processor is fed from (optional): a message that finds its
+	// object claimed by another worker is made visible again after a short, jittered delay
+	// instead of the queue's whole visibility timeout.
+	QueueURL string
 }
 
 // Defaults for the optional variables.
@@ -115,6 +119,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		StateTTL:          time.Duration(num("STATE_TTL_DAYS", 0, 0, 3650)) * 24 * time.Hour,
 		DeadlineMargin:    time.Duration(num("DEADLINE_MARGIN_MS", DefaultDeadlineMarginMS, 0, 600_000)) * time.Millisecond,
 		RemoveOutputs:     boolean("REMOVE_OUTPUTS", true),
+		QueueURL:          str("QUEUE_URL", "", false),
 		Recipe:            recipe.Default(),
 	}
 	if raw := strings.TrimSpace(getenv("RECIPE_JSON")); raw != "" {

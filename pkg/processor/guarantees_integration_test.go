@@ -13,11 +13,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
 	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/faultinject"
 	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/storage"
+	"github.com/sluice-dev/sluice/pkg/testenv"
 	"github.com/sluice-dev/sluice/pkg/trigger"
 )
 
@@ -353,5 +358,54 @@ func TestLostAnswersToStateWritesAreRecognised(t *testing.T) {
 				t.Errorf("%d PutItem requests, want 3 (the lost one retried once)", n)
 			}
 		})
+	}
+}
+
+// Item 8: in an SQS batch, a message whose object another worker holds comes back after a short,
+// jittered delay (not the queue's 30-minute visibility), and a redelivered message (a suspect:
+// it may have crashed the process last time) is processed after the first-time ones.
+func TestSQSBatchRetriesBusySoonAndRedeliveredLast(t *testing.T) {
+	r := newRig(t, func(c *processor.Config) { c.QueueURL = "" })
+	fake := testenv.NewSQS(t)
+	queueURL := fake.Queue("uploads")
+	r.cfg.QueueURL = queueURL
+	r.build(t)
+	r.proc.WithQueue(fake.Client())
+	for _, k := range []string{"busy", "first", "again"} {
+		r.upload(t, "uploads/"+k+".jpg", grayJPEG(t, 300, 200), nil)
+	}
+	if _, _, err := r.states.Claim(context.Background(), state.ClaimRequest{
+		Bucket: r.staging, Key: "uploads/busy.jpg", ObjectVersion: "etag:other", RecipeVersion: "r", RequestID: "req-other",
+		Token: "tok", LeaseUntil: time.Now().Add(time.Hour), MaxAttempts: 5,
+	}, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	fake.Put(queueURL, s3Body(r.staging, "uploads/busy.jpg"))
+	got, err := fake.Client().ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), VisibilityTimeout: 1800})
+	if err != nil || len(got.Messages) != 1 {
+		t.Fatalf("receive: %v %v", got, err)
+	}
+	record := func(id, key, receipt string, receives int) map[string]any {
+		return map[string]any{"messageId": id, "eventSource": "aws:sqs", "receiptHandle": receipt, "body": s3Body(r.staging, key),
+			"attributes": map[string]string{"ApproximateReceiveCount": fmt.Sprint(receives)}}
+	}
+	batch, _ := json.Marshal(map[string]any{"Records": []any{
+		record("m-again", "uploads/again.jpg", "r-again", 3),
+		record("m-busy", "uploads/busy.jpg", aws.ToString(got.Messages[0].ReceiptHandle), 1),
+		record("m-first", "uploads/first.jpg", "r-first", 1),
+	}})
+	out, err := r.proc.Handle(context.Background(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := out.(events.SQSEventResponse).BatchItemFailures; len(f) != 1 || f[0].ItemIdentifier != "m-busy" {
+		t.Fatalf("batch item failures %+v, want the busy message only", f)
+	}
+	if hidden := fake.HiddenFor(queueURL); len(hidden) != 1 || hidden[0] < 9*time.Second || hidden[0] > 30*time.Second {
+		t.Errorf("the busy message is hidden for %v, want 10 to 30 seconds", hidden)
+	}
+	first, again := r.record(t, "uploads/first.jpg"), r.record(t, "uploads/again.jpg")
+	if !first.UpdatedAt.Before(again.UpdatedAt) {
+		t.Errorf("the redelivered message was processed at %v, before the first-time one at %v", again.UpdatedAt, first.UpdatedAt)
 	}
 }

@@ -1,13 +1,18 @@
 package processor
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/sluice-dev/sluice/pkg/trigger"
 )
@@ -39,22 +44,7 @@ func (p *Processor) Handle(ctx context.Context, raw json.RawMessage) (any, error
 		p.log.Info("s3:TestEvent ignored", "request_id", requestID)
 		return Response{Kind: payload.Kind}, nil
 	case trigger.KindSQS:
-		resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
-		for _, msg := range payload.Messages {
-			if msg.Err != nil {
-				p.log.Error("SQS message body is not an S3 event; reported as failed so it reaches the DLQ",
-					"request_id", requestID, "message_id", msg.ID, "err", msg.Err)
-				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.ID})
-				continue
-			}
-			for _, ev := range msg.Events {
-				if res := p.Process(ctx, requestID, ev); res.Err != nil {
-					resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.ID})
-					break
-				}
-			}
-		}
-		return resp, nil
+		return p.handleSQS(ctx, requestID, payload.Messages), nil
 	}
 	resp := Response{Kind: payload.Kind, Results: make([]Result, 0, len(payload.Events))}
 	var errs []error
@@ -66,4 +56,50 @@ func (p *Processor) Handle(ctx context.Context, raw json.RawMessage) (any, error
 		}
 	}
 	return resp, errors.Join(errs...)
+}
+
+// handleSQS processes a batch of SQS messages and names the ones to retry. Messages delivered for
+// the first time go first and redelivered ones last: a message that crashed the process (out of
+// memory, the timeout) comes back redelivered, and behind the others it takes fewer innocent
+// batch-mates down with it. A message that found its object claimed by another worker is made
+// visible again after a short, jittered delay (cfg.QueueURL), not after the whole timeout.
+func (p *Processor) handleSQS(ctx context.Context, requestID string, msgs []trigger.Message) events.SQSEventResponse {
+	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
+	order := slices.Clone(msgs)
+	slices.SortStableFunc(order, func(a, b trigger.Message) int { return cmp.Compare(min(a.Receives, 2), min(b.Receives, 2)) })
+	for _, msg := range order {
+		if msg.Err != nil {
+			p.log.Error("SQS message body is not an S3 event; reported as failed so it reaches the DLQ",
+				"request_id", requestID, "message_id", msg.ID, "err", msg.Err)
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.ID})
+			continue
+		}
+		for _, ev := range msg.Events {
+			res := p.Process(ctx, requestID, ev)
+			if res.Err == nil {
+				continue
+			}
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.ID})
+			if res.RetryIn > 0 {
+				p.retryIn(ctx, requestID, msg, res.RetryIn)
+			}
+			break
+		}
+	}
+	return resp
+}
+
+// retryIn makes msg visible again after d (it is reported as failed); without a queue, or if
+// SQS refuses, the queue's visibility timeout applies.
+func (p *Processor) retryIn(ctx context.Context, requestID string, msg trigger.Message, d time.Duration) {
+	if p.queue == nil || p.cfg.QueueURL == "" || msg.ReceiptHandle == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if _, err := p.queue.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(p.cfg.QueueURL), ReceiptHandle: aws.String(msg.ReceiptHandle), VisibilityTimeout: int32(d.Seconds()),
+	}); err != nil {
+		p.log.Warn("message visibility not shortened; it waits out the queue's timeout", "request_id", requestID, "message_id", msg.ID, "err", err)
+	}
 }

@@ -22,6 +22,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
 	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/media"
 	"github.com/sluice-dev/sluice/pkg/metrics"
@@ -30,6 +32,7 @@ import (
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/storage"
 	"github.com/sluice-dev/sluice/pkg/trigger"
+	"github.com/sluice-dev/sluice/pkg/workgroup"
 )
 
 // objectStore is what the processor needs of S3.
@@ -52,9 +55,15 @@ type stateStore interface {
 	Finish(ctx context.Context, rec state.Record, to state.Status, reason string, now time.Time) (state.Record, error)
 }
 
+// queueAPI is what the processor needs of SQS: a message's visibility.
+type queueAPI interface {
+	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+}
+
 var (
 	_ objectStore = (*storage.Store)(nil)
 	_ stateStore  = (*state.Store)(nil)
+	_ queueAPI    = (*sqs.Client)(nil)
 )
 
 // Processor handles object events. It is safe for concurrent use.
@@ -67,7 +76,15 @@ type Processor struct {
 	log           *slog.Logger
 	metrics       *metrics.Emitter
 	now           func() time.Time
-	maxCopyBytes  int64 // the largest source quarantine copies (S3's one-request limit)
+	maxCopyBytes  int64    // the largest source quarantine copies (S3's one-request limit)
+	queue         queueAPI // nil: a busy message waits out the queue's visibility timeout
+}
+
+// WithQueue lets the processor shorten the visibility of an SQS message that must come back
+// soon (cfg.QueueURL names the queue).
+func (p *Processor) WithQueue(q queueAPI) *Processor {
+	p.queue = q
+	return p
 }
 
 // New wires a processor. recipeVersion identifies the recipe and watermark in use.
@@ -98,6 +115,9 @@ type Result struct {
 	Reason  string  `json:"reason,omitempty"`
 	Detail  string  `json:"detail,omitempty"`
 	Err     error   `json:"-"`
+	// RetryIn, for a Failed event, is when trying again may help (another worker holds the
+	// object now): the SQS message is made visible again then, not after the whole timeout.
+	RetryIn time.Duration `json:"-"`
 }
 
 // Keys is the key scheme. Renditions are immutable generations: each claim publishes under
@@ -362,7 +382,8 @@ func (p *Processor) Process(ctx context.Context, requestID string, ev trigger.Ob
 	return res
 }
 
-// guarded runs the work, turning a panic (a decoder bug on hostile bytes, say) into a failed
+// guarded runs the work, turning a panic (a decoder bug on hostile bytes, say), in this
+// goroutine or in a worker goroutine (pkg/workgroup raises it again here), into a failed
 // attempt: the claim is released as FAILED with the panic as its last error, so the attempt
 // counts and the file ends QUARANTINED (max_attempts) instead of crashing every delivery.
 func (r *run) guarded(res *Result) {
@@ -372,7 +393,11 @@ func (r *run) guarded(res *Result) {
 			return
 		}
 		err := fmt.Errorf("panic: %v", v)
-		r.log.Error("processor panicked", "err", err, "stack", string(debug.Stack()))
+		stack := debug.Stack()
+		if p, ok := v.(*workgroup.Panic); ok {
+			stack = p.Stack // the worker goroutine's, where it happened
+		}
+		r.log.Error("processor panicked", "err", err, "stack", string(stack))
 		r.m.Add("Panics", metrics.Count, 1)
 		if r.claimed {
 			r.rec.LastError = err.Error()
@@ -440,7 +465,7 @@ func (r *run) do(res *Result, src storage.Object) {
 		res.Outcome, res.Detail = Duplicate, fmt.Sprintf("already %s for this version and recipe", rec.Status)
 		return
 	case state.Busy:
-		res.Outcome, res.Err = Failed, busy("another invocation holds the lease on this object")
+		res.Outcome, res.Err, res.RetryIn = Failed, busy("another invocation holds the lease on this object"), busyDelay()
 		return
 	case state.Exhausted:
 		r.exhausted(res, src)
@@ -827,3 +852,7 @@ func newToken() string {
 
 // busy is the transient failure of an event that found another claim live.
 func busy(why string) error { return failure.Transient(errors.New(why)) }
+
+// busyDelay is when an event that found another claim live is tried again: 10 to 30 seconds,
+// jittered so that duplicates do not come back together (claims usually end within seconds).
+func busyDelay() time.Duration { return 10*time.Second + mrand.N(20*time.Second) }

@@ -39,7 +39,7 @@ func (r *run) remove(res *Result) {
 		res.Outcome, res.Detail = Duplicate, "the source's outputs were already removed"
 		return
 	case state.Busy:
-		res.Outcome, res.Err = Failed, busy("a worker holds a live claim on this object; the removal waits for it")
+		res.Outcome, res.Err, res.RetryIn = Failed, busy("a worker holds a live claim on this object; the removal waits for it"), busyDelay()
 		return
 	}
 	r.rec, r.claimed = rec, true

@@ -15,13 +15,14 @@ import (
 	"image/png"
 	"math"
 	"sort"
-	"sync"
 
 	"github.com/disintegration/imaging"
 	"github.com/gen2brain/webp"
 
 	"github.com/sluice-dev/sluice/pkg/jpegenc"
 	"github.com/sluice-dev/sluice/pkg/recipe"
+
+	"github.com/sluice-dev/sluice/pkg/workgroup"
 )
 
 // Output is one encoded rendition.
@@ -126,7 +127,7 @@ func (r *Renderer) Render(ctx context.Context, src image.Image, full image.Point
 	alpha := hasAlpha(src)
 	outs := make([]Output, len(r.recipe.Renditions))
 	errs := make([]error, len(outs))
-	var wg sync.WaitGroup
+	var wg workgroup.Group
 	err := r.images(ctx, src, full, func(i int, img image.Image) {
 		wg.Go(func() { outs[i], errs[i] = r.encodeRendition(ctx, r.recipe.Renditions[i], img, alpha) })
 	})

@@ -26,6 +26,7 @@ import (
 
 	"github.com/sluice-dev/sluice/pkg/media"
 	"github.com/sluice-dev/sluice/pkg/recipe"
+	"github.com/sluice-dev/sluice/pkg/workgroup"
 )
 
 func TestTargetNeverUpscales(t *testing.T) {
@@ -577,4 +578,23 @@ func TestWebPCost(t *testing.T) {
 	}
 	fmt.Printf("encode %dx%d q82: JPEG %d ms, %d KB; WebP %d ms, %d KB; first WebP encode of a process %d ms (module compile)\n",
 		large.Bounds().Dx(), large.Bounds().Dy(), jpegT.Milliseconds()/3, jpegN/1024, webpT.Milliseconds()/3, webpN/1024, first.Milliseconds())
+}
+
+// A panic in one of Render's worker goroutines (here a resize band indexing past a malformed
+// plane) comes back as a panic in the caller's goroutine, where the processor's recover fails
+// the attempt; it does not end the process (with sync.WaitGroup it did: every message of an SQS
+// batch paid for it).
+func TestAWorkerPanicReachesTheCaller(t *testing.T) {
+	src := image.NewYCbCr(image.Rect(0, 0, 3000, 2000), image.YCbCrSubsampleRatio420)
+	src.Y = src.Y[: len(src.Y)/3 : len(src.Y)/3] // rows past the first third are missing
+	p := workgroup.Catch(func() {
+		_, _ = New(recipe.Default(), nil).Render(context.Background(), src, image.Pt(3000, 2000))
+	})
+	if p == nil {
+		t.Fatal("Render returned normally from a malformed source")
+	}
+	var worker *workgroup.Panic
+	if err, ok := p.Value.(error); !ok || !errors.As(err, &worker) {
+		t.Fatalf("raised %v, want a worker's panic raised again", p.Value)
+	}
 }

@@ -4,7 +4,8 @@ import (
 	"image"
 	"math"
 	"runtime"
-	"sync"
+
+	"github.com/sluice-dev/sluice/pkg/workgroup"
 )
 
 // This file resizes 8-bit planes (a JPEG's Y, Cb and Cr, or its grey) with the same Lanczos-3
@@ -246,7 +247,7 @@ func inParallel(n int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	var wg sync.WaitGroup
+	var wg workgroup.Group
 	for i := range workers {
 		lo, hi := n*i/workers, n*(i+1)/workers
 		wg.Go(func() { fn(lo, hi) })
@@ -291,7 +292,7 @@ func resizePlanar(src image.Image, w, h int) (image.Image, bool) {
 		out := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
 		cw, ch := (w+1)/2, (h+1)/2
 		cb, cr := chromaPlanes(m)
-		var wg sync.WaitGroup
+		var wg workgroup.Group
 		wg.Go(func() { resizePlane(plane{pix: out.Cb, stride: out.CStride, w: cw, h: ch, px: w, py: h}, cb) })
 		wg.Go(func() { resizePlane(plane{pix: out.Cr, stride: out.CStride, w: cw, h: ch, px: w, py: h}, cr) })
 		resizePlane(plane{pix: out.Y, stride: out.YStride, w: w, h: h, px: w, py: h}, lumaPlane(m))

@@ -19,8 +19,8 @@ import (
 
 // SQS is an in-memory stand-in for Amazon SQS, speaking its JSON protocol to the real SDK client
 // (SQS has no local server on these machines, unlike S3 and DynamoDB). It implements what sluice
-// uses: SendMessageBatch, ReceiveMessage (with visibility timeouts), DeleteMessageBatch and
-// GetQueueAttributes(ApproximateNumberOfMessages).
+// uses: SendMessageBatch, ReceiveMessage (with visibility timeouts), ChangeMessageVisibility,
+// DeleteMessageBatch and GetQueueAttributes(ApproximateNumberOfMessages).
 type SQS struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
@@ -61,6 +61,17 @@ func (f *SQS) Bodies(queueURL string) []string {
 	return out
 }
 
+// HiddenFor is how long each message of the queue stays invisible from now (0 when visible).
+func (f *SQS) HiddenFor(queueURL string) []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []time.Duration
+	for _, m := range f.queues[queueURL] {
+		out = append(out, max(time.Until(m.hiddenUntil), 0))
+	}
+	return out
+}
+
 // Put adds messages to a queue directly.
 func (f *SQS) Put(queueURL string, bodies ...string) {
 	f.mu.Lock()
@@ -89,7 +100,8 @@ func (f *SQS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		QueueURL            string `json:"QueueUrl"`
 		MaxNumberOfMessages int
-		VisibilityTimeout   int
+		VisibilityTimeout   *int
+		ReceiptHandle       string
 		Entries             []struct {
 			ID            string `json:"Id"`
 			MessageBody   string
@@ -133,10 +145,17 @@ func (f *SQS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			f.seq++
 			m.receipt = "r-" + strconv.Itoa(f.seq)
-			m.hiddenUntil = now.Add(time.Duration(max(in.VisibilityTimeout, 30)) * time.Second)
+			m.hiddenUntil = now.Add(time.Duration(max(aws.ToInt(in.VisibilityTimeout), 30)) * time.Second)
 			msgs = append(msgs, map[string]string{"MessageId": m.id, "ReceiptHandle": m.receipt, "Body": m.body, "MD5OfBody": md5hex(m.body)})
 		}
 		out = map[string]any{"Messages": msgs}
+	case "AmazonSQS.ChangeMessageVisibility":
+		for _, m := range q {
+			if m.receipt == in.ReceiptHandle {
+				m.hiddenUntil = time.Now().Add(time.Duration(aws.ToInt(in.VisibilityTimeout)) * time.Second)
+			}
+		}
+		out = map[string]any{}
 	case "AmazonSQS.DeleteMessageBatch":
 		var ok []map[string]string
 		for _, e := range in.Entries {

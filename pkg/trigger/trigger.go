@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -55,6 +56,10 @@ type Message struct {
 	ID     string
 	Events []ObjectEvent
 	Err    error
+	// ReceiptHandle lets the consumer change the message's visibility; Receives is SQS's
+	// ApproximateReceiveCount (1 on the first delivery, 0 when absent).
+	ReceiptHandle string
+	Receives      int
 }
 
 // Payload is a parsed invocation.
@@ -93,7 +98,8 @@ func Parse(raw []byte) (Payload, error) {
 		}
 		msgs := make([]Message, 0, len(ev.Records))
 		for _, m := range ev.Records {
-			msg := Message{ID: m.MessageId}
+			msg := Message{ID: m.MessageId, ReceiptHandle: m.ReceiptHandle}
+			msg.Receives, _ = strconv.Atoi(m.Attributes["ApproximateReceiveCount"])
 			inner, err := Parse([]byte(m.Body))
 			switch {
 			case err != nil:
