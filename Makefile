@@ -16,10 +16,10 @@ LAMBDA_FLAGS := -tags lambda.norpc,nodynamic -trimpath -ldflags='-s -w'
 # every build and test here uses its WebAssembly build, as Lambda does.
 export GOFLAGS := $(strip $(GOFLAGS) -tags=nodynamic)
 
-.PHONY: help build test test-unit test-race soak lint local-up local-down local-status local-tool
+.PHONY: help build test test-unit test-race chaos lint local-up local-down local-status local-tool
 # Packages whose tests need no local stack: `make test` also runs them under the race detector.
 UNIT_PKGS := ./pkg/state ./pkg/trigger ./pkg/recipe ./pkg/media ./pkg/render ./pkg/jpegscale ./pkg/jpegenc ./pkg/faultinject ./pkg/workgroup
-SOAK_OBJECTS ?= 500
+CHAOS_OBJECTS ?= 2000
 
 help:
 	@echo "make demo        run the main job on the local stack"
@@ -27,7 +27,7 @@ help:
 	@echo "make build       one bootstrap per function in functions/ (linux/arm64)"
 	@echo "make invoke EVENT=testdata/events/s3-put.json   the handler on one event (Docker-free sam local invoke)"
 	@echo "make bench       image-path benchmark on a real 17.9 MP photo"
-	@echo "make soak        $(SOAK_OBJECTS) objects through real notifications with faults, then a reconciling check"
+	@echo "make chaos       $(CHAOS_OBJECTS) objects: faults, killed workers, reconcile/backfill/redrive racing; invariants checked"
 	@echo "make lint        go vet + staticcheck"
 	@echo "make local-up    start MinIO + DynamoDB Local (env file: $(CACHE)/local.env)"
 	@echo "make local-down  stop them"
@@ -67,9 +67,9 @@ test: local-tool test-race
 test-race:
 	go test -race -count=1 $(UNIT_PKGS)
 
-# The full soak (make test runs a 100-object one): SOAK_OBJECTS=2000 make soak for more.
-soak: local-tool
-	$(SLUICE) local exec -- env SLUICE_REQUIRE_STACK=1 SLUICE_SOAK_OBJECTS=$(SOAK_OBJECTS) go test -count=1 -timeout 60m -run '^TestSoak$$' -v ./pkg/processor | grep -v '^SDK '
+# The chaos soak at size (make test runs a 200-object one): CHAOS_OBJECTS=5000 make chaos for more.
+chaos: local-tool
+	$(SLUICE) local exec -- env SLUICE_REQUIRE_STACK=1 SLUICE_CHAOS_OBJECTS=$(CHAOS_OBJECTS) go test -count=1 -timeout 60m -run '^TestChaos$$' -v ./pkg/processor | grep -v -e '^SDK ' -e '^=== RUN'
 
 $(STATICCHECK):
 	GOBIN=$(abspath $(CACHE)/bin) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
