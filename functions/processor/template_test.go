@@ -16,7 +16,6 @@ import (
 
 	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/reconciler"
-	"github.com/sluice-dev/sluice/pkg/state"
 )
 
 // loadTemplate parses template.yaml; CloudFormation's short tags (!Ref, !Sub, ...) parse as
@@ -156,7 +155,7 @@ func TestTemplateBuffersEventsWithADeadLetterQueue(t *testing.T) {
 	// Receives a message may need: its attempts, the delivery that quarantines it, and the busy
 	// retries while another worker's lease runs (one lease: the timeout and two commit windows,
 	// a retry every 10 s at the soonest).
-	busy := (timeout + int(2*state.CommitWindow.Seconds()) + 9) / 10
+	busy := (timeout + int(2*processor.DefaultCommitWindow.Seconds()) + 9) / 10
 	if need := maxAttempts + 1 + busy; maxReceive < need {
 		t.Errorf("MaxReceiveCount %d < %d: MaxAttempts %d, the quarantining delivery, and up to %d busy retries during one lease",
 			maxReceive, need, maxAttempts, busy)

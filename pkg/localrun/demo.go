@@ -161,7 +161,7 @@ func waitTerminal(ctx context.Context, st *state.Store, bucket string, keys []st
 			if found {
 				recs[k] = rec
 			}
-			if !found || (rec.Status != state.Succeeded && rec.Status != state.Quarantined) {
+			if !found || !rec.Finished() {
 				pending++
 			}
 		}

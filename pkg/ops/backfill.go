@@ -66,8 +66,7 @@ func (o *Ops) Backfill(ctx context.Context, opt BackfillOptions, prog Progress) 
 			feedErr = err
 			break
 		}
-		if found && (rec.Status == state.Succeeded || rec.Status == state.Quarantined) &&
-			rec.ObjectETag == ob.ETag && rec.RecipeVersion == recipe {
+		if found && rec.Ended(ob.ETag, recipe) {
 			tally.add(KindSkipped)
 			if prog != nil {
 				prog.Finished(KindSkipped, ob.Key, resultOf(rec))

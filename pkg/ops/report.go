@@ -59,7 +59,7 @@ func BuildReport(recs []state.Record) Report {
 		if rec.Status == state.Quarantined {
 			reasons[rec.Reason]++
 		}
-		if rec.DurationMS > 0 && (rec.Status == state.Succeeded || rec.Status == state.Quarantined) {
+		if rec.DurationMS > 0 && rec.Finished() {
 			durations = append(durations, rec.DurationMS)
 		}
 	}

@@ -16,10 +16,10 @@ import (
 type Config struct {
 	StateTable       string
 	OutputBucket     string
-	OutputPrefix     string // final renditions and manifests: <prefix><source key>/<name>.<ext>
-	TempPrefix       string // in OutputBucket: <prefix><request id>/<source key>/<name>.<ext>
+	OutputPrefix     string // manifests and renditions: <prefix><seg>/manifest.json, <prefix><seg>/<generation>/<name>.<ext>
+	TempPrefix       string // in OutputBucket: <prefix><generation>/<seg>/<name>.<ext>
 	QuarantineBucket string
-	QuarantinePrefix string // <prefix><source key> and <prefix><source key>.error.json
+	QuarantinePrefix string // <prefix><seg>/<generation>/source and .../report.json
 	Limits           media.Limits
 	MaxAttempts      int
 	// RetriesPerAttempt: how many times an attempt retries its work after a transient failure
@@ -33,6 +33,11 @@ type Config struct {
 	// quarantine copy) and leaves a DELETED record. Off, removals are ignored.
 	RemoveOutputs bool
 	Recipe        recipe.Recipe
+	// CommitWindow is the lease a claim must have left to commit (swap the manifest, write a
+	// quarantine report); the commit's requests are bounded by it, and a Lambda's lease runs two
+	// windows past its deadline. Not read from the environment: DefaultCommitWindow in
+	// production, shorter in tests that kill workers.
+	CommitWindow time.Duration
 	// QueueURL is the SQS queue the processor is fed from (optional): a message that finds its
 	// object claimed by another worker is made visible again after a short, jittered delay
 	// instead of the queue's whole visibility timeout.
@@ -51,6 +56,7 @@ const (
 	DefaultMaxAttempts       = 5
 	DefaultRetriesPerAttempt = 2
 	DefaultDeadlineMarginMS  = 5000
+	DefaultCommitWindow      = 30 * time.Second
 )
 
 // maxPrefixBytes bounds the key prefixes, so that every derived key keeps room for the source key.
@@ -120,6 +126,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		DeadlineMargin:    time.Duration(num("DEADLINE_MARGIN_MS", DefaultDeadlineMarginMS, 0, 600_000)) * time.Millisecond,
 		RemoveOutputs:     boolean("REMOVE_OUTPUTS", true),
 		QueueURL:          str("QUEUE_URL", "", false),
+		CommitWindow:      DefaultCommitWindow,
 		Recipe:            recipe.Default(),
 	}
 	if raw := strings.TrimSpace(getenv("RECIPE_JSON")); raw != "" {

@@ -91,7 +91,7 @@ func (r *run) exhausted(res *Result, src storage.Object) {
 // generation's). A source S3 will not copy in one request (over 5 GiB, or refused) gets the
 // report alone.
 func (r *run) copyToQuarantine(src storage.Object, perm *failure.PermanentError, cause error) error {
-	if err := r.p.states.Holds(r.ctx, r.rec, r.p.now()); err != nil {
+	if err := r.holds(); err != nil {
 		return err
 	}
 	object, report := r.p.Keys().Quarantine(src.Key, r.rec.ClaimToken)
@@ -131,7 +131,7 @@ func (r *run) copyToQuarantine(src storage.Object, perm *failure.PermanentError,
 	}
 	// The report's key belongs to this claim's generation: nobody else writes it, so it needs no
 	// swap (and the processor may not read the quarantine bucket), only the claim.
-	if err := r.p.states.Holds(r.ctx, r.rec, r.p.now()); err != nil {
+	if err := r.holds(); err != nil {
 		return err
 	}
 	_, err = r.p.objects.Put(r.ctx, storage.Put{Bucket: r.p.cfg.QuarantineBucket, Key: report, Body: body, ContentType: "application/json",

@@ -88,7 +88,7 @@ func (r *run) removeOutputs() (int, error) {
 	}
 	var listed []state.Output
 	if err == nil {
-		if err := r.p.states.Holds(r.ctx, r.rec, r.p.now()); err != nil {
+		if err := r.holds(); err != nil {
 			return 0, err
 		}
 		if err := r.p.objects.DeleteIf(r.ctx, out, manifestKey, cur.ETag); err != nil {

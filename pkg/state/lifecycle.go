@@ -5,11 +5,6 @@ import "time"
 // The object lifecycle's rules, written once. The processor, the removal, the operator commands
 // (backfill, reconcile, redrive, status) and the reconciler ask these; none restates them.
 
-// CommitWindow is the lease a holder must have left to commit (swap a manifest, write a
-// report): Holds refuses a claim with less, and the commit's requests are bounded by it. So a
-// claim that others see lapsed (LeaseLive false) has made its last commit.
-const CommitWindow = 30 * time.Second
-
 // Claimed reports whether a claim holds the record (PROCESSING or REMOVING), live or not.
 func (r Record) Claimed() bool { return r.Status == Processing || r.Status == Removing }
 
@@ -30,10 +25,14 @@ func (r Record) Follows(etag string) bool {
 	return r.Status != Deleted && r.Status != Removing && r.ObjectETag == etag
 }
 
-// Ended reports whether the record ended for this content and recipe: SUCCEEDED or
-// QUARANTINED, so a backfill has nothing to do.
+// Finished reports whether the record ended with an outcome for its content: SUCCEEDED or
+// QUARANTINED (FAILED waits for another delivery; DELETED is the source's end, not its content's).
+func (r Record) Finished() bool { return r.Status == Succeeded || r.Status == Quarantined }
+
+// Ended reports whether the record finished for this content and recipe, so a backfill has
+// nothing to do.
 func (r Record) Ended(etag, recipeVersion string) bool {
-	return (r.Status == Succeeded || r.Status == Quarantined) && r.Follows(etag) && r.RecipeVersion == recipeVersion
+	return r.Finished() && r.Follows(etag) && r.RecipeVersion == recipeVersion
 }
 
 // Committable reports whether the claim whose token is gen may still commit a manifest naming

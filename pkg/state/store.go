@@ -181,16 +181,17 @@ func (s *Store) Finish(ctx context.Context, rec Record, to Status, reason string
 }
 
 // Holds checks, with a consistent read, that the claim rec was written with still holds the
-// record with at least CommitWindow of lease left at now: ErrLeaseLost when another invocation
-// took the object over (after this lease expired, or for a newer version), the claim ended, or
-// its lease (nearly) ran out. A worker calls it before it commits, so a stale worker stops
-// without publishing.
-func (s *Store) Holds(ctx context.Context, rec Record, now time.Time) error {
+// record and that its lease outlasts until: ErrLeaseLost when another invocation took the object
+// over (after this lease expired, or for a newer version), the claim ended, or its lease runs
+// out before until. A worker calls it before it commits, with until = now + its commit window
+// (and bounds the commit by that window), so a claim that others see lapsed (LeaseLive false)
+// has made its last commit, and a stale worker stops without publishing.
+func (s *Store) Holds(ctx context.Context, rec Record, until time.Time) error {
 	cur, found, err := s.Get(ctx, rec.ID)
 	if err != nil {
 		return err
 	}
-	if !found || !cur.HeldBy(rec.ClaimToken) || !cur.LeaseExpires.After(now.Add(CommitWindow)) {
+	if !found || !cur.HeldBy(rec.ClaimToken) || !cur.LeaseExpires.After(until) {
 		return fmt.Errorf("state %s: claim %s: %w", rec.ID, rec.ClaimToken, ErrLeaseLost)
 	}
 	return nil
