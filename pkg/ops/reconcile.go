@@ -201,6 +201,8 @@ func (o *Ops) reconcileOutputs(ctx context.Context, bucket, prefix string, start
 		switch {
 		case out.Manifest && known:
 			return nil // the record's findings cover its manifest
+		case out.Manifest && !strings.HasPrefix(out.Seg, "_/") && !strings.HasPrefix(out.Seg, prefix):
+			return nil // a plain segment is its source's key: another prefix's source
 		case out.Manifest:
 			return o.strayManifest(ctx, ob, bucket, prefix, uploads, &found)
 		case known && listsKey(rec.Outputs, ob.Key):

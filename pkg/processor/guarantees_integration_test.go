@@ -409,3 +409,26 @@ func TestSQSBatchRetriesBusySoonAndRedeliveredLast(t *testing.T) {
 		t.Errorf("the redelivered message was processed at %v, before the first-time one at %v", again.UpdatedAt, first.UpdatedAt)
 	}
 }
+
+// The manifest PUT whose answer is lost is retried by the SDK with the same If-Match, which now
+// fails on the manifest the first try wrote: the worker recognises its own commit (the
+// generation it names) instead of taking itself for a stale worker and deleting the set it just
+// published.
+func TestLostAnswerToTheManifestPutIsRecognised(t *testing.T) {
+	r := newRig(t, nil)
+	const key = "uploads/lost-manifest.jpg"
+	r.upload(t, key, grayJPEG(t, 300, 200), nil)
+	r.mustProcess(t, r.event(key), processor.Succeeded) // a manifest exists: the next commit is an If-Match swap
+	r.upload(t, key, grayJPEG(t, 200, 300), nil)
+	r.withFaults(t, faultinject.Rule{Service: "S3", Operation: "PutObject", Calls: []int{4}, Fault: faultinject.LostAnswer})
+	if res := r.proc.Process(context.Background(), "req-lost", r.event(key)); res.Outcome != processor.Succeeded {
+		t.Fatalf("outcome %s err %v (%s), want succeeded", res.Outcome, res.Err, res.Detail)
+	}
+	if bad := r.mixed(key); bad != "" {
+		t.Fatalf("after the lost answer: %s", bad)
+	}
+	if m, _ := r.readManifest(t, key); m.Source.Width != 200 || m.Generation != r.record(t, key).ClaimToken {
+		t.Errorf("manifest of width %d, generation %s; want the new version's, of the record's generation", m.Source.Width, m.Generation)
+	}
+	r.checkPublished(t, key, true)
+}

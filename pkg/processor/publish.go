@@ -118,13 +118,24 @@ func (r *run) putFenced(p storage.Put) (prev []byte, err error) {
 			p.Bucket, p.Key, fence, r.rec.Fence, state.ErrLeaseLost)
 	}
 	p.Only = storage.Replacing(cur, found)
-	if _, err := r.p.objects.Put(ctx, p); err != nil {
-		if errors.Is(err, storage.ErrPreconditionFailed) {
-			return nil, fmt.Errorf("s3://%s/%s changed under this claim: %w", p.Bucket, p.Key, state.ErrLeaseLost)
-		}
+	_, err = r.p.objects.Put(ctx, p)
+	switch {
+	case err == nil:
+		return body, nil
+	case !errors.Is(err, storage.ErrPreconditionFailed):
 		return nil, failure.Transient(err)
+	case r.wroteIt(ctx, p.Bucket, p.Key):
+		// The SDK retried a put whose answer was lost; the retry's condition failed on this
+		// claim's own write.
+		return body, nil
 	}
-	return body, nil
+	return nil, fmt.Errorf("s3://%s/%s changed under this claim: %w", p.Bucket, p.Key, state.ErrLeaseLost)
+}
+
+// wroteIt reports whether bucket/key now holds what this claim wrote (its generation).
+func (r *run) wroteIt(ctx context.Context, bucket, key string) bool {
+	cur, err := r.p.objects.Head(ctx, bucket, key)
+	return err == nil && cur.Metadata[genKey] == r.rec.ClaimToken
 }
 
 // holds checks that this claim still holds the record with a commit window of lease left.
@@ -153,9 +164,10 @@ func (r *run) sweep(committed, evidence string, listed []state.Output) error {
 	gens := append(slices.Clone(r.rec.Abandoned), r.rec.ClaimToken, r.rec.QuarantineGen)
 	slices.Sort(gens)
 	for _, gen := range slices.Compact(gens) {
-		// This claim's own committed generation: publish deleted its temp keys, and it wrote no
-		// quarantine copy.
-		if gen != "" && !(gen == r.rec.ClaimToken && gen == committed) {
+		// This claim's own generation when it committed it (publish deleted its temp keys, and
+		// it wrote no quarantine copy), or when it is a removal's (which writes nothing).
+		own := gen == r.rec.ClaimToken && (gen == committed || r.rec.Status == state.Removing)
+		if gen != "" && !own {
 			doomed = append(doomed, keys.generationKeys(r.p.cfg.Recipe, r.ev.Key, gen,
 				genParts{temps: true, renditions: gen != committed, evidence: gen != evidence})...)
 		}
