@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sluice-dev/sluice/pkg/cli"
+	"github.com/sluice-dev/sluice/pkg/termtext"
 )
 
 func main() {
@@ -24,7 +25,7 @@ func main() {
 	case errors.As(err, &exit):
 		os.Exit(int(exit))
 	case err != nil:
-		fmt.Fprintln(os.Stderr, "sluice:", err)
+		fmt.Fprintln(os.Stderr, "sluice:", termtext.Visible(err.Error()))
 		os.Exit(1)
 	}
 }

@@ -203,3 +203,49 @@ func TestBackfillCtrlCThenResume(t *testing.T) {
 		}
 	}
 }
+
+// Keys are chosen by uploaders. Every human-facing output of the CLI (tables, status, errors)
+// shows one holding terminal escapes (a clipboard write, a screen clear, a carriage return, a
+// bidi override) as visible text; JSON output keeps it exact.
+func TestHostileKeysPrintAsVisibleText(t *testing.T) {
+	env := testenv.Open(t)
+	staging, output, quar := env.Bucket(t), env.Bucket(t), env.Bucket(t)
+	table := env.Table(t, state.TableDefinition)
+	keys := []string{"uploads/\x1b]52;c;cm0gLXJmIH4K\x07a.jpg", "uploads/\x1b[2J\x1b[Hb.jpg", "uploads/c.jpg\rEVIL", "uploads/\u202egpj.exe"}
+	for _, key := range keys {
+		if _, err := env.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(staging), Key: aws.String(key), Body: bytes.NewReader(jpegBytes(t, 300, 200))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := buildCLI(t)
+	sluice := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append(args, "--staging-bucket", staging, "--table", table, "--output-bucket", output, "--quarantine-bucket", quar)...)
+		cmd.Env = os.Environ()
+		out, _ := cmd.CombinedOutput()
+		return string(out)
+	}
+	unsafe := func(s string) int {
+		return strings.IndexFunc(s, func(r rune) bool { return r == 0x1b || r == 0x07 || r == '\r' || r == 0x9b || r == '\u202e' })
+	}
+	for name, out := range map[string]string{
+		"reconcile (never processed)": sluice("reconcile"),
+		"status of a missing key":     sluice("status", keys[0]+"-missing"),
+	} {
+		if i := unsafe(out); i >= 0 {
+			t.Errorf("%s: raw control character at byte %d:\n%q", name, i, out)
+		}
+		if !strings.Contains(out, `\x1b`) && !strings.Contains(out, `\r`) {
+			t.Errorf("%s: the hostile keys are not shown as escapes:\n%q", name, out)
+		}
+	}
+	sluice("backfill")
+	for _, key := range keys {
+		if out := sluice("status", key); unsafe(out) >= 0 || !strings.Contains(out, "SUCCEEDED") {
+			t.Errorf("status %q:\n%q", key, out)
+		}
+	}
+	if out := sluice("status", keys[0], "--json"); !strings.Contains(out, `\u001b]52`) {
+		t.Errorf("JSON status does not keep the key exactly:\n%s", out)
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/olekukonko/tablewriter"
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-dev/sluice/pkg/awsclient"
@@ -19,6 +18,7 @@ import (
 	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/queue"
 	"github.com/sluice-dev/sluice/pkg/state"
+	"github.com/sluice-dev/sluice/pkg/termtext"
 )
 
 // redriveDLQ moves dead letters back to the processing queue, with progress. It needs only SQS:
@@ -180,17 +180,10 @@ func writeRecord(w io.Writer, rec state.Record) error {
 	return table(w, []string{"at", "request", "transition", "reason"}, trail)
 }
 
+// table renders a human-facing table: every cell made visible (keys and messages come from
+// strangers; see pkg/termtext).
 func table(w io.Writer, header []string, rows [][]string) error {
-	t := tablewriter.NewWriter(w)
-	h := make([]any, len(header))
-	for i, v := range header {
-		h[i] = v
-	}
-	t.Header(h...)
-	if err := t.Bulk(rows); err != nil {
-		return err
-	}
-	return t.Render()
+	return termtext.Table(w, header, rows)
 }
 
 func writeCounts(w io.Writer, name string, c ops.Counts, took time.Duration) error {

@@ -23,6 +23,7 @@ import (
 	"github.com/sluice-dev/sluice/pkg/metrics"
 	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/state"
+	"github.com/sluice-dev/sluice/pkg/termtext"
 )
 
 // Local names, as in testdata/env.json and testdata/events/.
@@ -185,7 +186,7 @@ func printTable(w io.Writer, recs map[string]state.Record, keys []string) {
 	for _, k := range keys {
 		rec, ok := recs[k]
 		if !ok {
-			fmt.Fprintf(tw, "%s\t(no record)\t\t\n", k)
+			fmt.Fprintf(tw, "%s\t(no record)\t\t\n", termtext.Visible(k))
 			continue
 		}
 		detail := rec.Reason + ": " + rec.Message
@@ -203,7 +204,7 @@ func printTable(w io.Writer, recs map[string]state.Record, keys []string) {
 		if rec.DurationMS > 0 {
 			dur = (time.Duration(rec.DurationMS) * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k, rec.Status, detail, dur)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", termtext.Visible(k), rec.Status, termtext.Visible(detail), dur)
 	}
 	_ = tw.Flush()
 }

@@ -10,9 +10,8 @@ import (
 	"sort"
 	"strconv"
 
-	"github.com/olekukonko/tablewriter"
-
 	"github.com/sluice-dev/sluice/pkg/state"
+	"github.com/sluice-dev/sluice/pkg/termtext"
 )
 
 // Report summarises the state table: how many files stand where, the success rate, the top
@@ -115,12 +114,7 @@ func (r Report) Write(w io.Writer, format string) error {
 			}
 			return cw.Error()
 		}
-		t := tablewriter.NewWriter(w)
-		t.Header("metric", "value")
-		if err := t.Bulk(rows); err != nil {
-			return err
-		}
-		return t.Render()
+		return termtext.Table(w, []string{"metric", "value"}, rows)
 	}
 	return fmt.Errorf("report format %q: want table, json or csv", format)
 }
