@@ -4,9 +4,9 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -37,7 +37,7 @@ func (p *Processor) Handle(ctx context.Context, raw json.RawMessage) (any, error
 	payload, err := trigger.Parse(raw)
 	if err != nil {
 		p.log.Error("unrecognised payload", "request_id", requestID, "err", err, "bytes", len(raw))
-		return nil, err
+		return nil, &UnrecognisedPayloadError{Err: err}
 	}
 	switch payload.Kind {
 	case trigger.KindTest:
@@ -47,15 +47,48 @@ func (p *Processor) Handle(ctx context.Context, raw json.RawMessage) (any, error
 		return p.handleSQS(ctx, requestID, payload.Messages), nil
 	}
 	resp := Response{Kind: payload.Kind, Results: make([]Result, 0, len(payload.Events))}
-	var errs []error
+	failed := &EventsFailedError{}
 	for _, ev := range payload.Events {
 		res := p.Process(ctx, requestID, ev)
 		resp.Results = append(resp.Results, res)
 		if res.Err != nil {
-			errs = append(errs, fmt.Errorf("s3://%s/%s: %w", ev.Bucket, ev.Key, res.Err))
+			failed.Failed = append(failed.Failed, res)
 		}
 	}
-	return resp, errors.Join(errs...)
+	if len(failed.Failed) > 0 {
+		return resp, failed
+	}
+	return resp, nil
+}
+
+// The handler's errors are named types: Lambda reports an error's type name as its errorType,
+// so an alarm or a log query can tell a bad payload from events to retry.
+
+// UnrecognisedPayloadError: the invocation's payload is no shape the handler knows (S3, SQS,
+// EventBridge, s3:TestEvent). Retrying cannot help.
+type UnrecognisedPayloadError struct{ Err error }
+
+func (e *UnrecognisedPayloadError) Error() string { return "unrecognised payload: " + e.Err.Error() }
+func (e *UnrecognisedPayloadError) Unwrap() error { return e.Err }
+
+// EventsFailedError: events of a direct S3 or EventBridge invocation failed transiently; Lambda
+// retries the invocation, and the events already done come back as duplicates.
+type EventsFailedError struct{ Failed []Result }
+
+func (e *EventsFailedError) Error() string {
+	parts := make([]string, len(e.Failed))
+	for i, r := range e.Failed {
+		parts[i] = fmt.Sprintf("s3://%s/%s: %v", r.Bucket, r.Key, r.Err)
+	}
+	return fmt.Sprintf("%d of the invocation's events failed and will be retried: %s", len(e.Failed), strings.Join(parts, "; "))
+}
+
+func (e *EventsFailedError) Unwrap() []error {
+	errs := make([]error, len(e.Failed))
+	for i, r := range e.Failed {
+		errs[i] = r.Err
+	}
+	return errs
 }
 
 // handleSQS processes a batch of SQS messages and names the ones to retry. Messages delivered for
