@@ -1,7 +1,9 @@
 package localrun
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,26 +24,61 @@ import (
 const SeedImage = "testdata/images/elephants.jpg"
 
 // InvokeFile is the Docker-free `sam local invoke -e FILE`: it prepares the local buckets and
-// table, uploads a sample image for each created object the event names that does not exist
-// yet (and deletes each removed one), runs the processor's handler once on the file and prints
-// its response.
+// table, uploads a sample image for each created object the events name that does not exist
+// yet (and deletes each removed one), runs the processor's handler once per payload in the file
+// (one, or several one after another, as MinIO writes them) and prints each response.
 func InvokeFile(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, root, eventFile string, out io.Writer, log *slog.Logger) error {
-	payload, err := os.ReadFile(eventFile)
+	data, err := os.ReadFile(eventFile)
 	if err != nil {
 		return err
+	}
+	payloads, err := Payloads(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", eventFile, err)
 	}
 	proc, _, err := prepare(ctx, s3c, ddb, root, log, metrics.New(os.Stderr, "processor"))
 	if err != nil {
 		return err
 	}
-	if err := seed(ctx, s3c, filepath.Join(root, SeedImage), payload); err != nil {
-		return err
+	var errs []error
+	for i, payload := range payloads {
+		if err := seed(ctx, s3c, filepath.Join(root, SeedImage), payload); err != nil {
+			return fmt.Errorf("%s: payload %d: %w", eventFile, i+1, err)
+		}
+		resp, invokeErr := Invoke(ctx, proc.Handle, payload)
+		if err := PrintJSON(out, resp); err != nil {
+			return err
+		}
+		if invokeErr != nil {
+			errs = append(errs, fmt.Errorf("payload %d: %w", i+1, invokeErr))
+		}
 	}
-	resp, invokeErr := Invoke(ctx, proc.Handle, payload)
-	if err := PrintJSON(out, resp); err != nil {
-		return err
+	return errors.Join(errs...)
+}
+
+// Payloads splits an event file into its JSON documents: one, or several one after another
+// (MinIO writes a notification per line). Each must be a shape the handler takes.
+func Payloads(data []byte) ([][]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var out [][]byte
+	for {
+		var doc json.RawMessage
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("payload %d: not JSON: %w", len(out)+1, err)
+		}
+		if _, err := trigger.Parse(doc); err != nil {
+			return nil, fmt.Errorf("payload %d: %w; the handler takes an S3 event (Records with eventSource aws:s3), an SQS event whose messages hold S3 events, an EventBridge S3 event (source aws.s3, detail-type Object Created or Object Deleted), or s3:TestEvent", len(out)+1, err)
+		}
+		out = append(out, doc)
 	}
-	return invokeErr
+	if len(out) == 0 {
+		return nil, errors.New("no event in the file")
+	}
+	return out, nil
 }
 
 // seed makes the local staging bucket agree with the payload: it uploads img for every created

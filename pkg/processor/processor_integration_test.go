@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/sluice-dev/sluice/pkg/localrun"
 	"github.com/sluice-dev/sluice/pkg/metrics"
 	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/recipe"
@@ -466,7 +467,7 @@ func TestSQSBatchReportsOnlyFailedMessages(t *testing.T) {
 // Every event file users hand to `sam local invoke` (testdata/events) runs through the handler
 // without a failure, on its own staging bucket, with an image at each created key.
 func TestHandlerRunsOnEveryEventFile(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "..", "testdata", "events", "*.json"))
+	files, err := filepath.Glob(filepath.Join("..", "..", "testdata", "events", "*.json*"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no event files: %v", err)
 	}
@@ -481,38 +482,51 @@ func TestHandlerRunsOnEveryEventFile(t *testing.T) {
 			for _, name := range []string{"sluice-staging", "sourcebucket"} {
 				raw = bytes.ReplaceAll(raw, []byte(name), []byte(r.staging))
 			}
-			p, err := trigger.Parse(raw)
+			payloads, err := localrun.Payloads(raw)
 			if err != nil {
 				t.Fatal(err)
 			}
-			evs := p.Events
-			for _, m := range p.Messages {
-				evs = append(evs, m.Events...)
-			}
-			for _, ev := range evs {
-				if ev.Action == trigger.Created {
-					r.upload(t, ev.Key, img, nil)
-				}
-			}
-			ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-" + filepath.Base(file)})
-			out, err := r.proc.Handle(ctx, raw)
-			if err != nil {
-				t.Fatalf("handler: %v", err)
-			}
-			switch resp := out.(type) {
-			case events.SQSEventResponse:
-				if len(resp.BatchItemFailures) != 0 {
-					t.Errorf("batch item failures %v", resp.BatchItemFailures)
-				}
-			case processor.Response:
-				for _, res := range resp.Results {
-					if res.Outcome != processor.Succeeded && res.Outcome != processor.Removed {
-						t.Errorf("%s: %s (%s)", res.Key, res.Outcome, res.Detail)
-					}
-				}
-			default:
-				t.Fatalf("response %T", out)
+			for _, raw := range payloads {
+				r.handleEventFilePayload(t, raw, img, "req-"+filepath.Base(file))
 			}
 		})
+	}
+}
+
+// handleEventFilePayload uploads the objects a payload says were created, runs the handler on
+// it, and asserts every event succeeded (or was removed).
+func (r *rig) handleEventFilePayload(t *testing.T, raw, img []byte, requestID string) {
+	t.Helper()
+	p, err := trigger.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := p.Events
+	for _, m := range p.Messages {
+		evs = append(evs, m.Events...)
+	}
+	for _, ev := range evs {
+		if ev.Action == trigger.Created {
+			r.upload(t, ev.Key, img, nil)
+		}
+	}
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: requestID})
+	out, err := r.proc.Handle(ctx, raw)
+	if err != nil {
+		t.Fatalf("handler: %v", err)
+	}
+	switch resp := out.(type) {
+	case events.SQSEventResponse:
+		if len(resp.BatchItemFailures) != 0 {
+			t.Errorf("batch item failures %v", resp.BatchItemFailures)
+		}
+	case processor.Response:
+		for _, res := range resp.Results {
+			if res.Outcome != processor.Succeeded && res.Outcome != processor.Removed {
+				t.Errorf("%s: %s (%s)", res.Key, res.Outcome, res.Detail)
+			}
+		}
+	default:
+		t.Fatalf("response %T", out)
 	}
 }
