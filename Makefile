@@ -25,7 +25,7 @@ help:
 	@echo "make demo        run the main job on the local stack"
 	@echo "make test        unit + integration tests (starts and stops the local stack)"
 	@echo "make build       one bootstrap per function in functions/ (linux/arm64)"
-	@echo "make invoke EVENT=testdata/events/s3-put.json   the handler on one event (Docker-free sam local invoke)"
+	@echo "make invoke EVENT=testdata/events/s3-put.json   the built bootstrap under AWS's Runtime Interface Emulator (Docker-free sam local invoke)"
 	@echo "make bench       image-path benchmark on a real 17.9 MP photo"
 	@echo "make chaos       $(CHAOS_OBJECTS) objects: faults, killed workers, reconcile/backfill/redrive racing; invariants checked"
 	@echo "make lint        go vet + staticcheck"

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -186,17 +187,29 @@ func withLocalClients(ctx context.Context, stdio IO, f func(clients, string, loc
 }
 
 func invokeCmd(stdio IO) *cobra.Command {
-	return &cobra.Command{
+	var inProcess bool
+	cmd := &cobra.Command{
 		Use:   "invoke EVENT_FILE",
-		Short: "Run the processor's handler once on an event file against the local stack (Docker-free sam local invoke)",
-		Args:  cobra.ExactArgs(1),
+		Short: "Run the processor on an event file against the local stack: its built bootstrap under AWS's Runtime Interface Emulator (Docker-free sam local invoke)",
+		Long: `invoke builds the processor's bootstrap for this machine and runs it under AWS's Lambda Runtime
+Interface Emulator (installed into the local stack's cache), with the template's timeout and memory
+size and testdata/env.json's variables, on each payload of EVENT_FILE (one, or several one per line,
+as MinIO logs them). It prints each response, and the function's logs and the emulator's REPORT line
+on stderr. --in-process calls the handler in this process instead.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withLocalClients(cmd.Context(), stdio, func(c clients, root string, _ localstack.Config) error {
-				log := slog.New(slog.NewJSONHandler(stdio.Err, nil))
-				return localrun.InvokeFile(cmd.Context(), c.s3, c.ddb, root, args[0], stdio.Out, log)
+			return withLocalClients(cmd.Context(), stdio, func(c clients, root string, cfg localstack.Config) error {
+				opt := localrun.InvokeOptions{Root: root, EventFile: args[0], StackEnv: cfg.Env(),
+					BuildDir: filepath.Join(cfg.Dir, "build", "local"), Out: stdio.Out, Log: stdio.Err}
+				if !inProcess {
+					opt.RIE = cfg.RIEBinary()
+				}
+				return localrun.InvokeFile(cmd.Context(), c.s3, c.ddb, opt)
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&inProcess, "in-process", false, "call the handler in this process instead of the built bootstrap under the emulator")
+	return cmd
 }
 
 func demoCmd(stdio IO) *cobra.Command {

@@ -23,30 +23,57 @@ import (
 // SeedImage is uploaded for an event's object that is missing from the local staging bucket.
 const SeedImage = "testdata/images/elephants.jpg"
 
+// InvokeOptions says how InvokeFile runs the function.
+type InvokeOptions struct {
+	Root, EventFile string
+	// RIE, when set, runs the processor's built bootstrap under this Lambda Runtime Interface
+	// Emulator binary, as `sam local invoke` does; empty calls the handler in this process.
+	RIE      string
+	StackEnv [][2]string // the local stack's endpoints and keys, for the function
+	BuildDir string      // where the bootstrap is built
+	Out      io.Writer   // responses
+	Log      io.Writer   // the function's and the emulator's output, REPORT lines included
+}
+
 // InvokeFile is the Docker-free `sam local invoke -e FILE`: it prepares the local buckets and
 // table, uploads a sample image for each created object the events name that does not exist
-// yet (and deletes each removed one), runs the processor's handler once per payload in the file
-// (one, or several one after another, as MinIO writes them) and prints each response.
-func InvokeFile(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, root, eventFile string, out io.Writer, log *slog.Logger) error {
-	data, err := os.ReadFile(eventFile)
+// yet (and deletes each removed one), runs the processor once per payload in the file (one, or
+// several one after another, as MinIO writes them) and prints each response: by default the
+// built bootstrap under the Runtime Interface Emulator, with the template's timeout, memory size
+// and environment.
+func InvokeFile(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, opt InvokeOptions) error {
+	data, err := os.ReadFile(opt.EventFile)
 	if err != nil {
 		return err
 	}
 	payloads, err := Payloads(data)
 	if err != nil {
-		return fmt.Errorf("%s: %w", eventFile, err)
+		return fmt.Errorf("%s: %w", opt.EventFile, err)
 	}
-	proc, _, err := prepare(ctx, s3c, ddb, root, log, metrics.New(os.Stderr, "processor"))
+	log := slog.New(slog.NewJSONHandler(opt.Log, nil))
+	proc, _, err := prepare(ctx, s3c, ddb, opt.Root, log, metrics.New(opt.Log, "processor"))
 	if err != nil {
 		return err
 	}
+	invoke := func(ctx context.Context, payload []byte) (any, error) { return Invoke(ctx, proc.Handle, payload) }
+	if opt.RIE != "" {
+		rie, err := startProcessorRIE(ctx, opt)
+		if err != nil {
+			return err
+		}
+		defer rie.Close()
+		invoke = func(ctx context.Context, payload []byte) (any, error) {
+			resp, _, err := rie.Invoke(ctx, payload) // its REPORT line is in the log already
+			return resp, err
+		}
+	}
 	var errs []error
 	for i, payload := range payloads {
-		if err := seed(ctx, s3c, filepath.Join(root, SeedImage), payload); err != nil {
-			return fmt.Errorf("%s: payload %d: %w", eventFile, i+1, err)
+		if err := seed(ctx, s3c, filepath.Join(opt.Root, SeedImage), payload); err != nil {
+			return fmt.Errorf("%s: payload %d: %w", opt.EventFile, i+1, err)
 		}
-		resp, invokeErr := Invoke(ctx, proc.Handle, payload)
-		if err := PrintJSON(out, resp); err != nil {
+		resp, invokeErr := invoke(ctx, payload)
+		if err := PrintJSON(opt.Out, resp); err != nil {
 			return err
 		}
 		if invokeErr != nil {
@@ -54,6 +81,19 @@ func InvokeFile(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, root,
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// startProcessorRIE builds the processor's bootstrap and starts it under the emulator.
+func startProcessorRIE(ctx context.Context, opt InvokeOptions) (*RIE, error) {
+	bootstrap, err := BuildBootstrap(ctx, opt.Root, "processor", opt.BuildDir)
+	if err != nil {
+		return nil, err
+	}
+	fn, err := ProcessorFunction(opt.Root, bootstrap, opt.StackEnv, nil)
+	if err != nil {
+		return nil, err
+	}
+	return StartRIE(ctx, opt.RIE, fn, opt.Log)
 }
 
 // Payloads splits an event file into its JSON documents: one, or several one after another

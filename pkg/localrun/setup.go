@@ -2,7 +2,6 @@ package localrun
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,17 +25,9 @@ import (
 // AWS_* variables, which come from this process (the local stack's endpoints and keys; the file
 // holds the ones a Docker container needs).
 func FunctionEnv(path, logicalID string) (func(string) string, error) {
-	b, err := os.ReadFile(path)
+	vars, err := functionVars(path, logicalID)
 	if err != nil {
 		return nil, err
-	}
-	var file map[string]map[string]string
-	if err := json.Unmarshal(b, &file); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	vars, ok := file[logicalID]
-	if !ok {
-		return nil, fmt.Errorf("%s has no %q section", path, logicalID)
 	}
 	return func(k string) string {
 		if strings.HasPrefix(k, "AWS_") {

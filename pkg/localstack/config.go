@@ -16,6 +16,9 @@ const (
 	DynamoNPMPackage  = "amplify-dynamodb-simulator"
 	DynamoNPMVersion  = "2.9.30"
 	javaDebianPackage = "openjdk-17-jre-headless"
+	// AWS's Lambda Runtime Interface Emulator: what `sam local invoke` runs inside its container.
+	RIEModule  = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
+	RIEVersion = "v0.0.0-20261030222936-bef5c4ba774d"
 )
 
 // Config says where the local stack lives and how it is reached.

@@ -13,11 +13,14 @@ import (
 	"strings"
 )
 
-// Install puts MinIO and DynamoDB Local into the cache folder, once: what is there and of the
-// pinned version is reused. Progress goes to log.
+// Install puts MinIO, DynamoDB Local and AWS's Lambda Runtime Interface Emulator into the cache
+// folder, once: what is there and of the pinned version is reused. Progress goes to log.
 func Install(ctx context.Context, c Config, log io.Writer) error {
 	if err := installMinio(ctx, c, log); err != nil {
 		return fmt.Errorf("install MinIO: %w", err)
+	}
+	if err := installRIE(ctx, c, log); err != nil {
+		return fmt.Errorf("install the Lambda Runtime Interface Emulator: %w", err)
 	}
 	if err := ensureJava(ctx, log); err != nil {
 		return fmt.Errorf("install Java for DynamoDB Local: %w", err)
@@ -29,7 +32,11 @@ func Install(ctx context.Context, c Config, log io.Writer) error {
 }
 
 func (c Config) minioBinary() string { return c.path("bin", "minio") }
-func (c Config) dynamoDir() string   { return c.path("dynamodb") }
+
+// RIEBinary is AWS's Lambda Runtime Interface Emulator: the Runtime API a function's bootstrap
+// talks to, as in Lambda (and in `sam local invoke`'s container), without Docker.
+func (c Config) RIEBinary() string { return c.path("bin", "aws-lambda-rie") }
+func (c Config) dynamoDir() string { return c.path("dynamodb") }
 
 // installed reports whether marker holds want: a marker is written last, so a half-done install
 // is redone.
@@ -39,21 +46,30 @@ func installed(marker, want string) bool {
 }
 
 func installMinio(ctx context.Context, c Config, log io.Writer) error {
-	marker := c.path("bin", "minio.version")
-	if installed(marker, MinioVersion) && fileExists(c.minioBinary()) {
+	return goInstall(ctx, c, log, "minio", MinioModule, MinioVersion)
+}
+
+// goInstall builds module@version's command named name into the cache's bin folder, once.
+func goInstall(ctx context.Context, c Config, log io.Writer, name, module, version string) error {
+	marker := c.path("bin", name+".version")
+	if installed(marker, version) && fileExists(c.path("bin", name)) {
 		return nil
 	}
-	fmt.Fprintf(log, "installing MinIO %s into %s (builds from source; a few minutes the first time)\n", MinioVersion, c.path("bin"))
+	fmt.Fprintf(log, "installing %s %s into %s (builds from source; a few minutes the first time)\n", name, version, c.path("bin"))
 	bin := c.path("bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, "go", "install", MinioModule+"@"+MinioVersion)
+	cmd := exec.CommandContext(ctx, "go", "install", module+"@"+version)
 	cmd.Env = append(os.Environ(), "GOBIN="+bin, "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go install %s@%s: %w\n%s", MinioModule, MinioVersion, err, tail(out, 20))
+		return fmt.Errorf("go install %s@%s: %w\n%s", module, version, err, tail(out, 20))
 	}
-	return os.WriteFile(marker, []byte(MinioVersion+"\n"), 0o644)
+	return os.WriteFile(marker, []byte(version+"\n"), 0o644)
+}
+
+func installRIE(ctx context.Context, c Config, log io.Writer) error {
+	return goInstall(ctx, c, log, "aws-lambda-rie", RIEModule, RIEVersion)
 }
 
 func ensureJava(ctx context.Context, log io.Writer) error {

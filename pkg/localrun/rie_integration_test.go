@@ -1,0 +1,237 @@
+package localrun_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"image"
+	"image/jpeg"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/sluice-dev/sluice/pkg/localrun"
+	"github.com/sluice-dev/sluice/pkg/localstack"
+	"github.com/sluice-dev/sluice/pkg/processor"
+	"github.com/sluice-dev/sluice/pkg/state"
+	"github.com/sluice-dev/sluice/pkg/testenv"
+	"github.com/sluice-dev/sluice/pkg/trigger"
+)
+
+// rieRig is the processor's built bootstrap and the local stack's Runtime Interface Emulator.
+type rieRig struct {
+	env       *testenv.Env
+	root, rie string
+	bootstrap string
+}
+
+func newRIERig(t *testing.T) rieRig {
+	t.Helper()
+	env := testenv.Open(t)
+	root, err := localstack.FindRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := localstack.LoadConfig(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rie := cfg.RIEBinary()
+	if _, err := os.Stat(rie); err != nil {
+		if os.Getenv(testenv.RequireEnv) == "1" {
+			t.Fatalf("the local stack installs the Runtime Interface Emulator: %v", err)
+		}
+		t.Skipf("no Runtime Interface Emulator (`make local-up` installs it): %v", err)
+	}
+	bootstrap, err := localrun.BuildBootstrap(context.Background(), root, "processor", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rieRig{env: env, root: root, rie: rie, bootstrap: bootstrap}
+}
+
+// started is a bootstrap running under the emulator, and where it works.
+type started struct {
+	rie            *localrun.RIE
+	staging, table string
+}
+
+// start runs the bootstrap under the emulator on fresh buckets and a fresh table, with the
+// template's settings, overrides, and timeout if not zero.
+func (r rieRig) start(t *testing.T, timeout time.Duration, overrides map[string]string) started {
+	t.Helper()
+	st := started{staging: r.env.Bucket(t), table: r.env.Table(t, state.TableDefinition)}
+	vars := map[string]string{"STATE_TABLE": st.table, "OUTPUT_BUCKET": r.env.Bucket(t), "QUARANTINE_BUCKET": r.env.Bucket(t)}
+	for k, v := range overrides {
+		vars[k] = v
+	}
+	var stack [][2]string
+	for _, k := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"} {
+		stack = append(stack, [2]string{k, os.Getenv(k)})
+	}
+	fn, err := localrun.ProcessorFunction(r.root, r.bootstrap, stack, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if timeout > 0 {
+		fn.Timeout = timeout
+	}
+	if st.rie, err = localrun.StartRIE(context.Background(), r.rie, fn, testWriter{t}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.rie.Close)
+	return st
+}
+
+// s3Event is an S3 notification of one created object.
+func s3Event(bucket, key string) string {
+	b, _ := json.Marshal(map[string]any{"Records": []any{map[string]any{
+		"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+		"s3": map[string]any{"bucket": map[string]any{"name": bucket}, "object": map[string]any{"key": key}},
+	}}})
+	return string(b)
+}
+
+// testWriter sends the function's output to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Every file in testdata/events goes through the processor's built bootstrap under AWS's
+// Runtime Interface Emulator, as `sam local invoke` runs it: the real Runtime API, the template's
+// timeout and memory size. Each answers without error, with a REPORT line.
+func TestEveryEventFileThroughTheBuiltBootstrap(t *testing.T) {
+	r := newRIERig(t)
+	files, err := filepath.Glob(filepath.Join(r.root, "testdata", "events", "*.json*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no event files: %v", err)
+	}
+	var img bytes.Buffer
+	if err := jpeg.Encode(&img, image.NewGray(image.Rect(0, 0, 320, 240)), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			st := r.start(t, 0, nil)
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"sluice-staging", "sourcebucket"} {
+				raw = bytes.ReplaceAll(raw, []byte(name), []byte(st.staging))
+			}
+			payloads, err := localrun.Payloads(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, payload := range payloads {
+				p, _ := trigger.Parse(payload)
+				evs := p.Events
+				for _, m := range p.Messages {
+					evs = append(evs, m.Events...)
+				}
+				for _, ev := range evs {
+					if ev.Action == trigger.Created {
+						if _, err := r.env.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(ev.Bucket), Key: aws.String(ev.Key), Body: bytes.NewReader(img.Bytes())}); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				resp, report, err := st.rie.Invoke(context.Background(), payload)
+				if err != nil {
+					t.Fatalf("invoke: %v\n%s", err, resp)
+				}
+				if !strings.HasPrefix(report, "REPORT RequestId: ") || !strings.Contains(report, "Memory Size: 1536 MB") {
+					t.Errorf("REPORT line %q", report)
+				}
+				checkResponse(t, p.Kind, resp)
+			}
+		})
+	}
+}
+
+// checkResponse asserts a response reports every event done.
+func checkResponse(t *testing.T, kind trigger.Kind, resp []byte) {
+	t.Helper()
+	if kind == trigger.KindSQS {
+		var r events.SQSEventResponse
+		if err := json.Unmarshal(resp, &r); err != nil || len(r.BatchItemFailures) != 0 {
+			t.Errorf("SQS response %s (%v)", resp, err)
+		}
+		return
+	}
+	var r processor.Response
+	if err := json.Unmarshal(resp, &r); err != nil {
+		t.Fatalf("response %s: %v", resp, err)
+	}
+	for _, res := range r.Results {
+		if res.Outcome != processor.Succeeded && res.Outcome != processor.Removed {
+			t.Errorf("%s: %s (%s)", res.Key, res.Outcome, res.Detail)
+		}
+	}
+}
+
+// The deadline margin against the real deadline: the function's timeout is 7 s, the margin the
+// default 5 s, and S3 stalls the first temp PUT (a proxy in front of MinIO holds it). The attempt
+// stops at the margin, records FAILED with its claim released, and the invocation ends in the
+// handler's named error well before Lambda would kill it.
+func TestDeadlineMarginUnderTheRealDeadline(t *testing.T) {
+	r := newRIERig(t)
+	target, err := url.Parse(os.Getenv("AWS_ENDPOINT_URL_S3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	stall := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodPut && strings.Contains(req.URL.Path, "/tmp/") {
+			// Read the body, so that the server sees the client hang up, then hold the answer.
+			_, _ = io.Copy(io.Discard, req.Body)
+			select {
+			case <-req.Context().Done():
+			case <-time.After(20 * time.Second):
+				http.Error(w, "stalled", http.StatusServiceUnavailable)
+			}
+			return
+		}
+		proxy.ServeHTTP(w, req)
+	}))
+	defer stall.Close()
+	st := r.start(t, 7*time.Second, map[string]string{"AWS_ENDPOINT_URL_S3": stall.URL, "RETRIES_PER_ATTEMPT": "0"})
+	const key = "uploads/stalled.jpg"
+	var img bytes.Buffer
+	if err := jpeg.Encode(&img, image.NewGray(image.Rect(0, 0, 320, 240)), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.env.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(st.staging), Key: aws.String(key), Body: bytes.NewReader(img.Bytes())}); err != nil {
+		t.Fatal(err)
+	}
+	_, report, err := st.rie.Invoke(context.Background(), []byte(s3Event(st.staging, key)))
+	// The handler's own error, not Lambda's timeout: the attempt stopped before the deadline.
+	var fe *localrun.FunctionError
+	if !errors.As(err, &fe) || fe.Type != "EventsFailedError" {
+		t.Fatalf("invocation: %v, want the function error EventsFailedError", err)
+	}
+	if !strings.Contains(report, "REPORT") {
+		t.Errorf("REPORT line %q", report)
+	}
+	t.Log(report)
+	rec, found, err := state.New(r.env.DDB, st.table, 0).Get(context.Background(), state.ID(st.staging, key))
+	if err != nil || !found || rec.Status != state.Failed || rec.Claimed() || !strings.Contains(rec.LastError, "deadline") {
+		t.Errorf("state %+v (found %v, %v), want FAILED at the deadline with the claim released", rec, found, err)
+	}
+}
