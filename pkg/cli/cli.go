@@ -98,12 +98,16 @@ type deployment struct {
 func open(ctx context.Context, tg target, stdio IO) (*deployment, error) {
 	getenv := os.Getenv
 	if tg.local {
-		root, cfg, err := localConfig()
+		root, err := checkoutRoot()
 		if err != nil {
 			return nil, err
 		}
+		cfg, err := localstack.Running(root)
+		if err != nil {
+			return nil, fmt.Errorf("--local: %w", err)
+		}
 		if err := localstack.New(cfg, nil, io.Discard).Check(ctx); err != nil {
-			return nil, fmt.Errorf("--local: %w (start it with `make local-up`)", err)
+			return nil, fmt.Errorf("--local: this checkout's stack (%s, %s) does not answer: %w (start it with `make local-up`)", cfg.S3Endpoint(), cfg.DynamoEndpoint(), err)
 		}
 		for _, kv := range cfg.Env() {
 			if err := os.Setenv(kv[0], kv[1]); err != nil {
@@ -161,18 +165,13 @@ func orDefault(v, def string) string {
 	return v
 }
 
-// localConfig finds the repository and the local stack's configuration from the working folder.
-func localConfig() (string, localstack.Config, error) {
+// checkoutRoot is the repository the working folder is in.
+func checkoutRoot() (string, error) {
 	wd, err := os.Getwd()
 	if err != nil {
-		return "", localstack.Config{}, err
+		return "", err
 	}
-	root, err := localstack.FindRoot(wd)
-	if err != nil {
-		return "", localstack.Config{}, err
-	}
-	cfg, err := localstack.LoadConfig(root)
-	return root, cfg, err
+	return localstack.FindRoot(wd)
 }
 
 // withProgress runs f with a progress display and prints the counts as a table afterwards.

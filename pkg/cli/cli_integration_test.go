@@ -249,3 +249,56 @@ func TestHostileKeysPrintAsVisibleText(t *testing.T) {
 		t.Errorf("JSON status does not keep the key exactly:\n%s", out)
 	}
 }
+
+// --local acts on this checkout's stack only. With another checkout's stack answering on the
+// default ports (this test's own stack stands in for it), a checkout whose stack is not running
+// refuses, naming where its stack would answer; one whose env file records other ports is checked
+// on those, never on the defaults.
+func TestLocalNeverReachesAnotherCheckoutsStack(t *testing.T) {
+	testenv.Open(t) // a stack answers on the configured ports
+	bin := buildCLI(t)
+	checkout := t.TempDir()
+	if err := os.WriteFile(filepath.Join(checkout, "go.mod"), []byte("module other\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(checkout, "testdata"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	envJSON, err := os.ReadFile("../../testdata/env.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(checkout, "testdata", "env.json"), envJSON, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	status := func() string {
+		t.Helper()
+		cmd := exec.Command(bin, "--local", "status", "uploads/sample.jpg")
+		cmd.Dir = checkout
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "SLUICE_LOCAL_") {
+				env = append(env, kv)
+			}
+		}
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Fatalf("--local in a checkout whose stack is not running answered:\n%s", out)
+		}
+		return string(out)
+	}
+	if out := status(); !strings.Contains(out, "is not running") || !strings.Contains(out, "http://127.0.0.1:9900") {
+		t.Errorf("stopped stack: %s", out)
+	}
+	cache := filepath.Join(checkout, "infra", "local", ".cache")
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cache, "local.env"), []byte("SLUICE_LOCAL_S3_PORT=19900\nSLUICE_LOCAL_DYNAMODB_PORT=19902\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := status(); !strings.Contains(out, "http://127.0.0.1:19900") || strings.Contains(out, "no state record") {
+		t.Errorf("a stack recorded on other ports: %s", out)
+	}
+}

@@ -22,8 +22,12 @@ import (
 // stack is the local stack of the repository around the working folder, whose hub is served by
 // this executable (`sluice local hub`).
 func stack(stdio IO) (*localstack.Stack, localstack.Config, string, error) {
-	root, cfg, err := localConfig()
+	var cfg localstack.Config
+	root, err := checkoutRoot()
 	if err != nil {
+		return nil, cfg, "", err
+	}
+	if cfg, err = localstack.LoadConfig(root); err != nil {
 		return nil, cfg, "", err
 	}
 	self, err := os.Executable()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // Pinned versions of the local servers. Changing one makes the next `up` reinstall it.
@@ -92,6 +93,36 @@ func LoadConfig(root string) (Config, error) {
 	return c, c.Validate()
 }
 
+// Running is the configuration of the stack this checkout (root) has running, as its env file
+// records it (ports included, whatever the environment says now), so that a command acting on
+// "the local stack" never reaches another checkout's stack on the default ports. Without the env
+// file (the stack was never started, or stopped) it refuses, naming where the stack would answer.
+func Running(root string) (Config, error) {
+	c, err := LoadConfig(root)
+	if err != nil {
+		return Config{}, err
+	}
+	b, err := os.ReadFile(c.EnvFile())
+	if errors.Is(err, os.ErrNotExist) {
+		return Config{}, fmt.Errorf("this checkout's local stack (%s) is not running: no %s; start it with `make local-up` (it would answer on %s and %s)",
+			root, c.EnvFile(), c.S3Endpoint(), c.DynamoEndpoint())
+	}
+	if err != nil {
+		return Config{}, err
+	}
+	ports := map[string]*int{"SLUICE_LOCAL_S3_PORT": &c.S3Port, "SLUICE_LOCAL_CONSOLE_PORT": &c.ConsolePort,
+		"SLUICE_LOCAL_DYNAMODB_PORT": &c.DynamoPort, "SLUICE_LOCAL_HUB_PORT": &c.HubPort}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		if dst, ok := ports[k]; ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				*dst = n
+			}
+		}
+	}
+	return c, c.Validate()
+}
+
 // Validate reports every problem at once.
 func (c Config) Validate() error {
 	var errs []error
@@ -135,6 +166,10 @@ func (c Config) Env() [][2]string {
 		{"AWS_SECRET_ACCESS_KEY", c.SecretKey},
 		{"AWS_EC2_METADATA_DISABLED", "true"},
 		{"SLUICE_LOCAL_HUB", c.HubEndpoint()},
+		{"SLUICE_LOCAL_S3_PORT", strconv.Itoa(c.S3Port)},
+		{"SLUICE_LOCAL_CONSOLE_PORT", strconv.Itoa(c.ConsolePort)},
+		{"SLUICE_LOCAL_DYNAMODB_PORT", strconv.Itoa(c.DynamoPort)},
+		{"SLUICE_LOCAL_HUB_PORT", strconv.Itoa(c.HubPort)},
 		{"SLUICE_LOCAL_NOTIFY_ARN", c.HubARN()},
 		{"SLUICE_LOCAL_MINIO_LOG", c.path("logs", "minio.log")},
 		{"SLUICE_LOCAL_DYNAMODB_LOG", c.path("logs", "dynamodb.log")},
