@@ -30,12 +30,7 @@ import (
 // injector with rules (hooks at chosen calls).
 func (r *rig) faulty(t *testing.T, rules ...faultinject.Rule) (*processor.Processor, *ops.Ops) {
 	t.Helper()
-	inj := faultinject.New(nil)
-	for _, rule := range rules {
-		inj.Add(rule)
-	}
-	cfg := r.env.Cfg.Copy()
-	cfg.HTTPClient = inj.Client()
+	cfg, _ := r.env.WithFaults(rules...)
 	s3c, ddb := awsclient.S3(cfg), awsclient.DynamoDB(cfg)
 	p, err := processor.Build(context.Background(), r.cfg, s3c, ddb, slog.New(slog.NewJSONHandler(io.Discard, nil)), metrics.New(io.Discard, "processor"))
 	if err != nil {

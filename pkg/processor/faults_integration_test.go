@@ -17,12 +17,7 @@ import (
 // (the same retryer and configuration as in Lambda).
 func (r *rig) withFaults(t *testing.T, rules ...faultinject.Rule) *faultinject.Transport {
 	t.Helper()
-	inj := faultinject.New(nil)
-	for _, rule := range rules {
-		inj.Add(rule)
-	}
-	cfg := r.env.Cfg.Copy()
-	cfg.HTTPClient = inj.Client()
+	cfg, inj := r.env.WithFaults(rules...)
 	r.buildOn(t, awsclient.S3(cfg), awsclient.DynamoDB(cfg))
 	return inj
 }

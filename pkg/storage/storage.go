@@ -68,20 +68,25 @@ func (s *Store) Head(ctx context.Context, bucket, key string) (Object, error) {
 	if err != nil {
 		return Object{}, fmt.Errorf("head s3://%s/%s: %w", bucket, key, translate(err))
 	}
-	o := Object{
-		Bucket: bucket, Key: key,
-		Size:         aws.ToInt64(out.ContentLength),
-		ETag:         strings.Trim(aws.ToString(out.ETag), `"`),
-		VersionID:    aws.ToString(out.VersionId),
-		ContentType:  aws.ToString(out.ContentType),
-		Metadata:     out.Metadata,
-		LastModified: aws.ToTime(out.LastModified),
-	}
+	o := object(bucket, key, out.ContentLength, out.ETag, out.VersionId, out.ContentType, out.Metadata, out.LastModified)
 	o.SHA256 = hexChecksum(aws.ToString(out.ChecksumSHA256))
 	if o.SHA256 == "" {
 		o.SHA256 = strings.ToLower(strings.TrimSpace(out.Metadata["sha256"]))
 	}
 	return o, nil
+}
+
+// object is what a HEAD's or a GET's answer says about an object.
+func object(bucket, key string, size *int64, etag, version, contentType *string, meta map[string]string, modified *time.Time) Object {
+	return Object{
+		Bucket: bucket, Key: key,
+		Size:         aws.ToInt64(size),
+		ETag:         strings.Trim(aws.ToString(etag), `"`),
+		VersionID:    aws.ToString(version),
+		ContentType:  aws.ToString(contentType),
+		Metadata:     meta,
+		LastModified: aws.ToTime(modified),
+	}
 }
 
 // hexChecksum turns S3's base64 SHA-256 into hex; "" for none, or for the composite checksum
@@ -130,15 +135,7 @@ func (s *Store) Read(ctx context.Context, bucket, key string, limit int64) (Obje
 		return Object{}, nil, fmt.Errorf("get s3://%s/%s: %w", bucket, key, translate(err))
 	}
 	defer out.Body.Close()
-	o := Object{
-		Bucket: bucket, Key: key,
-		Size:         aws.ToInt64(out.ContentLength),
-		ETag:         strings.Trim(aws.ToString(out.ETag), `"`),
-		VersionID:    aws.ToString(out.VersionId),
-		ContentType:  aws.ToString(out.ContentType),
-		Metadata:     out.Metadata,
-		LastModified: aws.ToTime(out.LastModified),
-	}
+	o := object(bucket, key, out.ContentLength, out.ETag, out.VersionId, out.ContentType, out.Metadata, out.LastModified)
 	body, err := io.ReadAll(io.LimitReader(out.Body, limit+1))
 	if err != nil {
 		return Object{}, nil, fmt.Errorf("read s3://%s/%s: %w", bucket, key, err)

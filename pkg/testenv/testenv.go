@@ -27,6 +27,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/sluice-dev/sluice/pkg/awsclient"
+	"github.com/sluice-dev/sluice/pkg/faultinject"
 	"github.com/sluice-dev/sluice/pkg/localstack"
 	"github.com/sluice-dev/sluice/pkg/storage"
 )
@@ -295,4 +296,17 @@ func (e *Env) Notify(t testing.TB, bucket string, events []string, prefix string
 	if err := localstack.ConfigureNotifications(ctx, e.S3, bucket, e.NotifyARN, events, prefix); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// WithFaults is the stack's SDK configuration with every request passing through a fault
+// injector holding rules (the same retryer and settings as in Lambda), and the injector, which
+// counts requests.
+func (e *Env) WithFaults(rules ...faultinject.Rule) (aws.Config, *faultinject.Transport) {
+	inj := faultinject.New(nil)
+	for _, rule := range rules {
+		inj.Add(rule)
+	}
+	cfg := e.Cfg.Copy()
+	cfg.HTTPClient = inj.Client()
+	return cfg, inj
 }
