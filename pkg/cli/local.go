@@ -111,19 +111,21 @@ func localCmd(stdio IO) *cobra.Command {
 	}
 	hub.Flags().StringVar(&dir, "dir", "", "cache folder (marks the process as this stack's)")
 	hub.Flags().StringVar(&addr, "addr", "127.0.0.1:9903", "listen address")
+	var inProcess bool
 	serve := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the local pipeline: uploads to s3://sluice-staging/uploads/ are processed as in AWS, until Ctrl-C",
-		Args:  cobra.NoArgs,
+		Long: `serve subscribes the staging bucket's notifications (creations and removals under uploads/) and
+hands each to the processor's built bootstrap under AWS's Runtime Interface Emulator, as Lambda would,
+until Ctrl-C. --in-process calls the handler in this process instead (faster to start).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withLocalClients(cmd.Context(), stdio, func(c clients, root string, cfg localstack.Config) error {
-				return localrun.Serve(cmd.Context(), c.s3, c.ddb, localrun.DemoOptions{
-					Root: root, HubURL: cfg.HubEndpoint(), NotifyARN: cfg.HubARN(), Out: stdio.Out,
-					Log: slog.New(slog.NewJSONHandler(stdio.Err, nil)),
-				})
+				return localrun.Serve(cmd.Context(), c.s3, c.ddb, demoOptions(stdio, root, cfg, inProcess))
 			})
 		},
 	}
+	serve.Flags().BoolVar(&inProcess, "in-process", false, "call the handler in this process instead of the built bootstrap under the emulator")
 	cmd.AddCommand(up, down, status, execute, serve, hub)
 	return cmd
 }
@@ -203,12 +205,8 @@ on stderr. --in-process calls the handler in this process instead.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withLocalClients(cmd.Context(), stdio, func(c clients, root string, cfg localstack.Config) error {
-				opt := localrun.InvokeOptions{Root: root, EventFile: args[0], StackEnv: cfg.Env(),
-					BuildDir: filepath.Join(cfg.Dir, "build", "local"), Out: stdio.Out, Log: stdio.Err}
-				if !inProcess {
-					opt.RIE = cfg.RIEBinary()
-				}
-				return localrun.InvokeFile(cmd.Context(), c.s3, c.ddb, opt)
+				return localrun.InvokeFile(cmd.Context(), c.s3, c.ddb, localrun.InvokeOptions{
+					Lambda: lambda(cfg, inProcess), Root: root, EventFile: args[0], Out: stdio.Out, Log: stdio.Err})
 			})
 		},
 	}
@@ -217,17 +215,33 @@ on stderr. --in-process calls the handler in this process instead.`,
 }
 
 func demoCmd(stdio IO) *cobra.Command {
-	return &cobra.Command{
+	var inProcess bool
+	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "The main job on the local stack: upload testdata/images through real notifications, print the outcomes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withLocalClients(cmd.Context(), stdio, func(c clients, root string, cfg localstack.Config) error {
-				return localrun.Demo(cmd.Context(), c.s3, c.ddb, localrun.DemoOptions{
-					Root: root, HubURL: cfg.HubEndpoint(), NotifyARN: cfg.HubARN(), Out: stdio.Out,
-					Log: slog.New(slog.NewJSONHandler(stdio.Err, nil)),
-				})
+				return localrun.Demo(cmd.Context(), c.s3, c.ddb, demoOptions(stdio, root, cfg, inProcess))
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&inProcess, "in-process", false, "call the handler in this process instead of the built bootstrap under the emulator")
+	return cmd
+}
+
+// lambda is how a local run runs the processor: its built bootstrap under the stack's Runtime
+// Interface Emulator, or (inProcess) its handler in this process.
+func lambda(cfg localstack.Config, inProcess bool) localrun.Lambda {
+	l := localrun.Lambda{StackEnv: cfg.Env(), BuildDir: filepath.Join(cfg.Dir, "build", "local")}
+	if !inProcess {
+		l.RIE = cfg.RIEBinary()
+	}
+	return l
+}
+
+// demoOptions wires the local pipeline of demo and serve.
+func demoOptions(stdio IO, root string, cfg localstack.Config, inProcess bool) localrun.DemoOptions {
+	return localrun.DemoOptions{Lambda: lambda(cfg, inProcess), Root: root, HubURL: cfg.HubEndpoint(), NotifyARN: cfg.HubARN(),
+		Out: stdio.Out, Output: stdio.Err, Log: slog.New(slog.NewJSONHandler(stdio.Err, nil))}
 }

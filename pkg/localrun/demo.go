@@ -32,13 +32,16 @@ const (
 	UploadPrefix  = "uploads/"
 )
 
-// DemoOptions says where the demo's inputs are and how to reach the stack.
+// DemoOptions says where the demo's inputs are, how to reach the stack and how to run the
+// processor.
 type DemoOptions struct {
+	Lambda
 	Root      string // repository root
 	HubURL    string
 	NotifyARN string
 	Out       io.Writer
 	Log       *slog.Logger // the processor's logs
+	Output    io.Writer    // the bootstrap's and the emulator's output, when it runs under the RIE
 }
 
 // pipeline wires the local equivalent of the deployed event path: the buckets and table, and the
@@ -49,9 +52,14 @@ func pipeline(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, o DemoO
 	if err != nil {
 		return nil, cfg, nil, err
 	}
-	runner := NewRunner(proc.Handle, o.Log, 2)
+	h, stopLambda, err := o.handler(ctx, o.Root, proc, o.Output)
+	if err != nil {
+		return nil, cfg, nil, err
+	}
+	runner := NewRunner(h, o.Log, 2)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		stopLambda()
 		return nil, cfg, nil, err
 	}
 	srv := &http.Server{Handler: runner, ReadHeaderTimeout: 10 * time.Second}
@@ -60,6 +68,7 @@ func pipeline(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, o DemoO
 		_ = localstack.Unsubscribe(context.Background(), o.HubURL, StagingBucket)
 		_ = srv.Close()
 		runner.Wait()
+		stopLambda()
 	}
 	if err := localstack.Subscribe(ctx, o.HubURL, StagingBucket, "http://"+ln.Addr().String()+"/"); err != nil {
 		stop()

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/sluice-dev/sluice/pkg/metrics"
+	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/storage"
 	"github.com/sluice-dev/sluice/pkg/trigger"
 )
@@ -23,16 +24,42 @@ import (
 // SeedImage is uploaded for an event's object that is missing from the local staging bucket.
 const SeedImage = "testdata/images/elephants.jpg"
 
-// InvokeOptions says how InvokeFile runs the function.
-type InvokeOptions struct {
-	Root, EventFile string
+// Lambda says how a local run runs the processor.
+type Lambda struct {
 	// RIE, when set, runs the processor's built bootstrap under this Lambda Runtime Interface
 	// Emulator binary, as `sam local invoke` does; empty calls the handler in this process.
 	RIE      string
 	StackEnv [][2]string // the local stack's endpoints and keys, for the function
 	BuildDir string      // where the bootstrap is built
-	Out      io.Writer   // responses
-	Log      io.Writer   // the function's and the emulator's output, REPORT lines included
+}
+
+// handler is the processor as l runs it (stop ends it): the built bootstrap under the emulator,
+// its output to log, or proc's handler in this process.
+func (l Lambda) handler(ctx context.Context, root string, proc *processor.Processor, log io.Writer) (h Handler, stop func(), err error) {
+	if l.RIE == "" {
+		return proc.Handle, func() {}, nil
+	}
+	bootstrap, err := BuildBootstrap(ctx, root, "processor", l.BuildDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	fn, err := ProcessorFunction(root, bootstrap, l.StackEnv, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	rie, err := StartRIE(ctx, l.RIE, fn, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rie.Handle, rie.Close, nil
+}
+
+// InvokeOptions says how InvokeFile runs the function.
+type InvokeOptions struct {
+	Lambda
+	Root, EventFile string
+	Out             io.Writer // responses
+	Log             io.Writer // the function's and the emulator's output, REPORT lines included
 }
 
 // InvokeFile is the Docker-free `sam local invoke -e FILE`: it prepares the local buckets and
@@ -55,24 +82,17 @@ func InvokeFile(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, opt I
 	if err != nil {
 		return err
 	}
-	invoke := func(ctx context.Context, payload []byte) (any, error) { return Invoke(ctx, proc.Handle, payload) }
-	if opt.RIE != "" {
-		rie, err := startProcessorRIE(ctx, opt)
-		if err != nil {
-			return err
-		}
-		defer rie.Close()
-		invoke = func(ctx context.Context, payload []byte) (any, error) {
-			resp, _, err := rie.Invoke(ctx, payload) // its REPORT line is in the log already
-			return resp, err
-		}
+	invoke, stop, err := opt.handler(ctx, opt.Root, proc, opt.Log)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	var errs []error
 	for i, payload := range payloads {
 		if err := seed(ctx, s3c, filepath.Join(opt.Root, SeedImage), payload); err != nil {
 			return fmt.Errorf("%s: payload %d: %w", opt.EventFile, i+1, err)
 		}
-		resp, invokeErr := invoke(ctx, payload)
+		resp, invokeErr := Invoke(ctx, invoke, payload)
 		if err := PrintJSON(opt.Out, resp); err != nil {
 			return err
 		}
@@ -81,19 +101,6 @@ func InvokeFile(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, opt I
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// startProcessorRIE builds the processor's bootstrap and starts it under the emulator.
-func startProcessorRIE(ctx context.Context, opt InvokeOptions) (*RIE, error) {
-	bootstrap, err := BuildBootstrap(ctx, opt.Root, "processor", opt.BuildDir)
-	if err != nil {
-		return nil, err
-	}
-	fn, err := ProcessorFunction(opt.Root, bootstrap, opt.StackEnv, nil)
-	if err != nil {
-		return nil, err
-	}
-	return StartRIE(ctx, opt.RIE, fn, opt.Log)
 }
 
 // Payloads splits an event file into its JSON documents: one, or several one after another

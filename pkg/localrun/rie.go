@@ -140,6 +140,7 @@ func functionVars(path, logicalID string) (map[string]string, error) {
 // Runtime API, the function's timeout and memory size, invoked over HTTP as `sam local invoke`
 // does inside its container.
 type RIE struct {
+	mu      sync.Mutex // one invocation at a time, as one execution environment takes them
 	cmd     *exec.Cmd
 	url     string
 	reports chan string
@@ -248,6 +249,15 @@ func (r *RIE) Invoke(ctx context.Context, payload []byte) (resp json.RawMessage,
 		return body, report, fmt.Errorf("invoke: %s: %q", res.Status, body)
 	}
 	return body, report, nil
+}
+
+// Handle invokes the function as a Handler: one invocation at a time, as one Lambda execution
+// environment takes them. Its REPORT line goes to the log with the rest of the output.
+func (r *RIE) Handle(ctx context.Context, raw json.RawMessage) (any, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	resp, _, err := r.Invoke(ctx, raw)
+	return resp, err
 }
 
 // Close stops the emulator and its function, together (their process group).

@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/jpeg"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -233,5 +234,27 @@ func TestDeadlineMarginUnderTheRealDeadline(t *testing.T) {
 	rec, found, err := state.New(r.env.DDB, st.table, 0).Get(context.Background(), state.ID(st.staging, key))
 	if err != nil || !found || rec.Status != state.Failed || rec.Claimed() || !strings.Contains(rec.LastError, "deadline") {
 		t.Errorf("state %+v (found %v, %v), want FAILED at the deadline with the claim released", rec, found, err)
+	}
+}
+
+// The main job (make demo) through the real runtime: every sample uploaded, each notification
+// handed by the hub to the processor's built bootstrap under the emulator, every file terminal.
+func TestDemoThroughTheBuiltBootstrap(t *testing.T) {
+	r := newRIERig(t)
+	var stack [][2]string
+	for _, k := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"} {
+		stack = append(stack, [2]string{k, os.Getenv(k)})
+	}
+	var out bytes.Buffer
+	err := localrun.Demo(context.Background(), r.env.S3, r.env.DDB, localrun.DemoOptions{
+		Lambda: localrun.Lambda{RIE: r.rie, StackEnv: stack, BuildDir: t.TempDir()},
+		Root:   r.root, HubURL: r.env.HubURL, NotifyARN: r.env.NotifyARN,
+		Out: &out, Output: testWriter{t}, Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	if s, q := strings.Count(out.String(), "SUCCEEDED"), strings.Count(out.String(), "QUARANTINED"); s != 6 || q != 4 {
+		t.Errorf("%d succeeded and %d quarantined, want 6 and 4:\n%s", s, q, out.String())
 	}
 }
