@@ -12,8 +12,9 @@ STATICCHECK_VERSION := v0.8.2
 # Lambda build: static, arm64, no RPC shim (provided.al2023 runtime).
 LAMBDA_ENV   := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 LAMBDA_FLAGS := -tags lambda.norpc,nodynamic -trimpath -ldflags='-s -w'
-# gen2brain/webp (WebP outputs) would load a system libwebp when there is one; Lambda has none, so
-# every build and test here uses its WebAssembly build, as Lambda does.
+# gen2brain's codecs (HEIC, AVIF, WebP) would load a system library when there is one; Lambda has
+# none. pkg/media turns that off in the code, so any build (go build, go test, go run) uses their
+# WebAssembly builds as Lambda does; the tag also keeps them from trying to load one at all.
 export GOFLAGS := $(strip $(GOFLAGS) -tags=nodynamic)
 
 .PHONY: help build test test-unit test-race chaos lint local-up local-down local-status local-tool
