@@ -141,5 +141,7 @@ bench: $(BENCH_PHOTO) $(BENCH_PHOTOS)/.done $(BENCH_HEIF)/.done $(VIPSJOB) local
 	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 3x -run '^$$' -bench . ./pkg/jpegscale | grep '^Benchmark'
 	@echo "cold start: process start to the first poll of the Lambda runtime API, vs the smallest aws-lambda-go function"
 	go test -count=1 -run '^$$' -bench ColdStart -benchtime 20x ./functions/processor | grep '^Benchmark'
+	@echo "cold start as Lambda reports it: Init Duration under the Runtime Interface Emulator, fresh starts"
+	$(SLUICE) local exec -- env SLUICE_REQUIRE_STACK=1 SLUICE_BENCH_COLDSTART=1 go test -count=1 -v -run '^TestColdStartUnderTheEmulator$$' ./pkg/localrun | grep '^cold start'
 	@echo "requests per processed file (on the local stack):"
 	$(SLUICE) local exec -- go test -count=1 -run '^TestRequestsPerFile$$' -v ./pkg/processor | grep 'faults_integration_test' | sed 's/^ *faults_integration_test.go:[0-9]*: /  /'

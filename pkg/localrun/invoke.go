@@ -39,7 +39,7 @@ func (l Lambda) handler(ctx context.Context, root string, proc *processor.Proces
 	if l.RIE == "" {
 		return proc.Handle, func() {}, nil
 	}
-	bootstrap, err := BuildBootstrap(ctx, root, "processor", l.BuildDir)
+	bootstrap, err := BuildBootstrap(ctx, root, "functions/processor", l.BuildDir)
 	if err != nil {
 		return nil, nil, err
 	}

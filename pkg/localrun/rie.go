@@ -33,15 +33,17 @@ type Function struct {
 	Env       map[string]string
 }
 
-// BuildBootstrap builds functions/<name> as Lambda's bootstrap, for this machine (static, the
-// tags the Makefile's Lambda build uses), into dir/<name>/bootstrap, and returns its path.
-func BuildBootstrap(ctx context.Context, root, name, dir string) (string, error) {
+// BuildBootstrap builds the command in pkg (a folder under root, functions/processor say) as
+// Lambda's bootstrap, for this machine (static, the tags the Makefile's Lambda build uses), into
+// dir/<its name>/bootstrap, and returns its path.
+func BuildBootstrap(ctx context.Context, root, pkg, dir string) (string, error) {
+	name := filepath.Base(pkg)
 	out := filepath.Join(dir, name, "bootstrap")
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc,nodynamic", "-trimpath", "-o", out, "./functions/"+name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc,nodynamic", "-trimpath", "-o", out, "./"+filepath.ToSlash(pkg))
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build functions/%s: %w\n%s", name, err, b)
+		return "", fmt.Errorf("build %s: %w\n%s", pkg, err, b)
 	}
 	return out, nil
 }
@@ -146,6 +148,7 @@ type RIE struct {
 	reports chan string
 	done    chan struct{}
 	closing atomic.Bool // Close began: what the dying processes say is not the function's
+	initNS  atomic.Int64 // the function's init, from the emulator's INIT REPORT line
 }
 
 // StartRIE starts rieBinary with fn on a free loopback port. The function's and the emulator's
@@ -199,6 +202,9 @@ func (r *RIE) scan(out io.Reader, log io.Writer) {
 		if r.closing.Load() {
 			continue
 		}
+		if ms, ok := initReport(line); ok {
+			r.initNS.Store(int64(ms * float64(time.Millisecond)))
+		}
 		if strings.HasPrefix(line, "REPORT ") {
 			select {
 			case r.reports <- line:
@@ -210,6 +216,23 @@ func (r *RIE) scan(out io.Reader, log io.Writer) {
 		logMu.Unlock()
 	}
 }
+
+// initReport reads the emulator's "INIT REPORT(durationMs: 7.152000)": the function's init
+// (process start to its first poll of the Runtime API), what Lambda reports as Init Duration. The
+// REPORT line's own Init Duration covers only the emulator's part of it.
+func initReport(line string) (float64, bool) {
+	_, rest, ok := strings.Cut(line, "INIT REPORT(durationMs: ")
+	if !ok {
+		return 0, false
+	}
+	num, _, _ := strings.Cut(rest, ")")
+	ms, err := strconv.ParseFloat(num, 64)
+	return ms, err == nil
+}
+
+// InitDuration is the function's cold start as the emulator measured it (after the first
+// invocation; 0 before).
+func (r *RIE) InitDuration() time.Duration { return time.Duration(r.initNS.Load()) }
 
 // FunctionError is an invocation that ended in the function's error, as Lambda reports it.
 type FunctionError struct {

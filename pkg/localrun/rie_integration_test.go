@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	"image/jpeg"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +58,7 @@ func newRIERig(t *testing.T) rieRig {
 		}
 		t.Skipf("no Runtime Interface Emulator (`make local-up` installs it): %v", err)
 	}
-	bootstrap, err := localrun.BuildBootstrap(context.Background(), root, "processor", t.TempDir())
+	bootstrap, err := localrun.BuildBootstrap(context.Background(), root, "functions/processor", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,11 +80,7 @@ func (r rieRig) start(t *testing.T, timeout time.Duration, overrides map[string]
 	for k, v := range overrides {
 		vars[k] = v
 	}
-	var stack [][2]string
-	for _, k := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"} {
-		stack = append(stack, [2]string{k, os.Getenv(k)})
-	}
-	fn, err := localrun.ProcessorFunction(r.root, r.bootstrap, stack, vars)
+	fn, err := localrun.ProcessorFunction(r.root, r.bootstrap, stackEnv(), vars)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +101,15 @@ func s3Event(bucket, key string) string {
 		"s3": map[string]any{"bucket": map[string]any{"name": bucket}, "object": map[string]any{"key": key}},
 	}}})
 	return string(b)
+}
+
+// stackEnv is the local stack's endpoints and keys, for a function.
+func stackEnv() [][2]string {
+	var stack [][2]string
+	for _, k := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"} {
+		stack = append(stack, [2]string{k, os.Getenv(k)})
+	}
+	return stack
 }
 
 // testWriter sends the function's output to the test log.
@@ -241,13 +248,9 @@ func TestDeadlineMarginUnderTheRealDeadline(t *testing.T) {
 // handed by the hub to the processor's built bootstrap under the emulator, every file terminal.
 func TestDemoThroughTheBuiltBootstrap(t *testing.T) {
 	r := newRIERig(t)
-	var stack [][2]string
-	for _, k := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"} {
-		stack = append(stack, [2]string{k, os.Getenv(k)})
-	}
 	var out bytes.Buffer
 	err := localrun.Demo(context.Background(), r.env.S3, r.env.DDB, localrun.DemoOptions{
-		Lambda: localrun.Lambda{RIE: r.rie, StackEnv: stack, BuildDir: t.TempDir()},
+		Lambda: localrun.Lambda{RIE: r.rie, StackEnv: stackEnv(), BuildDir: t.TempDir()},
 		Root:   r.root, HubURL: r.env.HubURL, NotifyARN: r.env.NotifyARN,
 		Out: &out, Output: testWriter{t}, Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 	})
@@ -258,3 +261,43 @@ func TestDemoThroughTheBuiltBootstrap(t *testing.T) {
 		t.Errorf("%d succeeded and %d quarantined, want 6 and 4:\n%s", s, q, out.String())
 	}
 }
+
+// make bench: the cold start as Lambda measures it (the emulator's init: process start to the
+// function's first poll of the Runtime API), for the processor and for the smallest aws-lambda-go
+// function, each over fresh starts. A report, not a test: it runs only when make bench asks.
+func TestColdStartUnderTheEmulator(t *testing.T) {
+	if os.Getenv("SLUICE_BENCH_COLDSTART") == "" {
+		t.Skip("a make bench report")
+	}
+	r := newRIERig(t)
+	baseline, err := localrun.BuildBootstrap(context.Background(), r.root, "functions/processor/testdata/baseline", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const starts = 15
+	measure := func(bootstrap string) []time.Duration {
+		var out []time.Duration
+		for range starts {
+			fn, err := localrun.ProcessorFunction(r.root, bootstrap, stackEnv(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rie, err := localrun.StartRIE(context.Background(), r.rie, fn, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, _ = rie.Invoke(context.Background(), []byte(`{"Event":"s3:TestEvent"}`))
+			out = append(out, rie.InitDuration())
+			rie.Close()
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, c := range []struct{ name, bootstrap string }{{"processor", r.bootstrap}, {"baseline (aws-lambda-go, empty handler)", baseline}} {
+		d := measure(c.bootstrap)
+		fmt.Printf("cold start under the RIE, %s: Init Duration median %.1f ms, p90 %.1f ms (%d starts)\n",
+			c.name, ms(d[len(d)/2]), ms(d[len(d)*9/10]), len(d))
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
