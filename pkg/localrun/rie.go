@@ -147,7 +147,7 @@ type RIE struct {
 	url     string
 	reports chan string
 	done    chan struct{}
-	closing atomic.Bool // Close began: what the dying processes say is not the function's
+	closing atomic.Bool  // Close began: what the dying processes say is not the function's
 	initNS  atomic.Int64 // the function's init, from the emulator's INIT REPORT line
 }
 
