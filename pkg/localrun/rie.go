@@ -257,9 +257,9 @@ func (r *RIE) Invoke(ctx context.Context, payload []byte) (resp json.RawMessage,
 	if err != nil {
 		return nil, "", fmt.Errorf("invoke: %w", err)
 	}
-	select {
+	select { // it follows the answer at once; an invocation that failed has none
 	case report = <-r.reports:
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Second):
 	}
 	var fe struct {
 		Type    string `json:"errorType"`

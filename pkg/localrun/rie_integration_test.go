@@ -301,3 +301,43 @@ func TestColdStartUnderTheEmulator(t *testing.T) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// A handler that panics, or calls os.Exit, as Lambda reports it through the real Runtime API: an
+// invocation error naming what happened, and the next invocation answered by a restarted runtime.
+// (The processor's own handler turns its panics into failed attempts; this is what happens to
+// whatever escapes it.)
+func TestPanicAndExitAsLambdaReportsThem(t *testing.T) {
+	r := newRIERig(t)
+	crasher, err := localrun.BuildBootstrap(context.Background(), r.root, "functions/processor/testdata/crasher", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, err := localrun.ProcessorFunction(r.root, crasher, stackEnv(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rie, err := localrun.StartRIE(context.Background(), r.rie, fn, testWriter{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rie.Close()
+	for _, c := range []struct{ payload, wantType string }{
+		{`{"panic": true}`, "string"}, // aws-lambda-go names a panic by its value's type
+		{`{"exit": 3}`, "Runtime.ExitError"},
+	} {
+		_, _, err := rie.Invoke(context.Background(), []byte(c.payload))
+		var fe *localrun.FunctionError
+		if !errors.As(err, &fe) {
+			t.Errorf("%s: %v, want a function error", c.payload, err)
+		} else {
+			t.Logf("%s: errorType %q, errorMessage %q", c.payload, fe.Type, fe.Message)
+			if fe.Type != c.wantType {
+				t.Errorf("%s: errorType %q, want %q", c.payload, fe.Type, c.wantType)
+			}
+		}
+		resp, _, err := rie.Invoke(context.Background(), []byte(`{}`))
+		if err != nil || string(resp) != `"ok"` {
+			t.Errorf("after %s the next invocation: %s %v", c.payload, resp, err)
+		}
+	}
+}
