@@ -7,7 +7,6 @@ package faultinject
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -58,15 +57,6 @@ type Rule struct {
 	After func(call int)
 }
 
-type hookKey struct{}
-
-// WithHook returns a context whose requests through a Transport first call hook with the service
-// and operation: a test kills one invocation's worker at its k-th request (runtime.Goexit from
-// the hook: nothing after that step runs, as when the process dies there).
-func WithHook(ctx context.Context, hook func(service, operation string)) context.Context {
-	return context.WithValue(ctx, hookKey{}, hook)
-}
-
 // Transport wraps Base. Its zero value is not usable; use New.
 type Transport struct {
 	base  http.RoundTripper
@@ -104,9 +94,6 @@ func (t *Transport) Calls(service, operation string) int {
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	service := awsmiddleware.GetServiceID(req.Context())
 	op := awsmiddleware.GetOperationName(req.Context())
-	if hook, ok := req.Context().Value(hookKey{}).(func(string, string)); ok {
-		hook(service, op)
-	}
 	t.mu.Lock()
 	t.calls[service+"."+op]++
 	n := t.calls[service+"."+op]

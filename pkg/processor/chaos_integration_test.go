@@ -13,7 +13,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -102,7 +101,7 @@ type soakOutcome struct {
 // The chaos soak: objects uploaded, overwritten, deleted and re-uploaded right after their
 // deletion, concurrently, through real MinIO notifications; deliveries duplicated, held back
 // (out of order) and carrying sequencers rewritten to equal ones of other lengths; injected S3
-// and DynamoDB faults; workers killed at random steps of the protocol; reconcile --fix, a
+// and DynamoDB faults; worker processes killed (SIGKILL) at random steps of the protocol; reconcile --fix, a
 // backfill and a redrive running meanwhile; a reader polling manifests. Then a checker asserts
 // the invariants (chaosCheck) and the run prints its counts.
 func TestChaos(t *testing.T) {
@@ -184,16 +183,18 @@ func TestChaos(t *testing.T) {
 					return
 				}
 				m.receives++
-				res, crashed := chaosDeliver(ctx, r.proc, fmt.Sprint("req-", reqs.Add(1)), m.ev, chance(chaosCrashRate))
-				if !crashed {
+				res, answered, killed := chaosDeliver(ctx, t, r, fmt.Sprint("req-", reqs.Add(1)), m.ev, chance(chaosCrashRate))
+				if killed {
+					q.crashes.Add(1)
+				}
+				if answered {
 					mu.Lock()
 					outcomes = append(outcomes, soakOutcome{key: m.ev.Key, version: res.Version, seq: m.seq, outcome: res.Outcome})
 					mu.Unlock()
 				}
 				switch {
-				case crashed:
+				case !answered:
 					// The process died: SQS brings the message back after its visibility timeout.
-					q.crashes.Add(1)
 					q.later(m, time.Duration(500+rand.IntN(500))*time.Millisecond)
 				case res.Err == nil:
 				case m.receives >= chaosMaxReceives:
@@ -294,7 +295,7 @@ func TestChaos(t *testing.T) {
 	}
 	t.Logf("chaos plan: %d good, %d bad, %d overwritten, %d deleted, %d re-uploaded after a delete; %d notifications",
 		kinds[soakGood], kinds[soakBad], kinds[soakOverwrite], kinds[soakDelete], kinds[soakReupload], q.received.Load())
-	t.Logf("chaos deliveries: %d (%s); %d duplicated, %d held back, %d with a resized sequencer, %d workers killed mid-protocol",
+	t.Logf("chaos deliveries: %d (%s); %d duplicated, %d held back, %d with a resized sequencer, %d worker processes killed (SIGKILL) mid-protocol",
 		len(outcomes), formatCounts(counts), q.dups.Load(), q.held.Load(), q.resized.Load(), q.crashes.Load())
 	t.Logf("chaos operators: %d reconcile runs fixing %d findings, one backfill, one redrive; %d reads of whole sets by a polling reader",
 		reconciles.Load(), fixes.Load(), reads.Load())
@@ -310,34 +311,40 @@ func chaosFailures(t *testing.T) int {
 	return 0
 }
 
-// chaosDeliver processes one delivery as a Lambda invocation would. With kill, the worker dies
-// at a random request of its protocol: its goroutine exits there (runtime.Goexit from the fault
-// injector's hook), so nothing after that step runs, no clean-up, no state write, as when the
-// process is killed; crashed reports it.
-func chaosDeliver(ctx context.Context, p *processor.Processor, requestID string, ev trigger.ObjectEvent, kill bool) (res processor.Result, crashed bool) {
-	ictx, cancel := context.WithTimeout(ctx, chaosDeadline)
-	defer cancel()
-	if kill {
-		at, n := 1+rand.IntN(14), 0 // a whole success takes 13 requests
-		ictx = faultinject.WithHook(ictx, func(string, string) {
-			if n++; n == at {
-				runtime.Goexit()
-			}
-		})
+// chaosKillSteps are the protocol steps a killed worker dies at (SIGKILL right before the
+// request, or right after its answer): after the claim, after temp puts and copies, before the
+// commit's manifest read, after the manifest put (committed, not finished), before a sweep's or a
+// removal's delete, around the completion write.
+var chaosKillSteps = []struct {
+	service, operation string
+	call               int
+	after              bool
+}{
+	{"DynamoDB", "PutItem", 1, true}, {"S3", "PutObject", 1, true}, {"S3", "CopyObject", 1, true},
+	{"S3", "PutObject", 2, true}, {"S3", "CopyObject", 3, true}, {"S3", "GetObject", 2, false},
+	{"S3", "PutObject", 4, true}, {"S3", "DeleteObject", 1, false}, {"DynamoDB", "PutItem", 2, false},
+	{"DynamoDB", "PutItem", 2, true},
+}
+
+// chaosDeliver processes one delivery as a Lambda invocation would. With kill, a separate
+// process runs it and is killed (SIGKILL) at a random protocol step: nothing after that step
+// runs, no clean-up, no state write. answered is false when the invocation gave no answer (it
+// was killed, or the child ended without one), so the queue brings the message back; killed
+// counts real kills.
+func chaosDeliver(ctx context.Context, t *testing.T, r *rig, requestID string, ev trigger.ObjectEvent, kill bool) (res processor.Result, answered, killed bool) {
+	if !kill {
+		ictx, cancel := context.WithTimeout(ctx, chaosDeadline)
+		defer cancel()
+		return r.proc.Process(ictx, requestID, ev), true, false
 	}
-	done := make(chan processor.Result, 1)
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		done <- p.Process(ictx, requestID, ev)
-	}()
-	<-exited
-	select {
-	case res = <-done:
-		return res, false
-	default:
-		return processor.Result{}, true
+	step := chaosKillSteps[rand.IntN(len(chaosKillSteps))]
+	killed, err := r.crashChild(crashSpec{Event: ev, RequestID: requestID, Service: step.service, Operation: step.operation,
+		Call: step.call, After: step.after, Deadline: chaosDeadline, CommitWindow: r.cfg.CommitWindow},
+		map[string]string{"DEADLINE_MARGIN_MS": strconv.FormatInt(r.cfg.DeadlineMargin.Milliseconds(), 10)})
+	if err != nil {
+		t.Errorf("killed worker: %v", err)
 	}
+	return processor.Result{}, false, killed
 }
 
 // chaosRead reads key's set as a careful reader does: the manifest, then each output it lists.

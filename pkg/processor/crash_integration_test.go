@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"strconv"
@@ -48,6 +49,9 @@ type crashSpec struct {
 	Call        int
 	After       bool          // die once the server has answered that call, else before sending it
 	ClockOffset time.Duration // the child's clock runs this far ahead (past earlier leases)
+	// Deadline, if set, is the invocation's timeout (a Lambda's), and CommitWindow the
+	// processor's (the chaos soak's short leases).
+	Deadline, CommitWindow time.Duration
 }
 
 // crashChild runs one invocation on real SDK clients and SIGKILLs its own process at the
@@ -63,6 +67,14 @@ func crashChild(raw string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "crash child:", err)
 		return 2
+	}
+	if spec.CommitWindow > 0 {
+		cfg.CommitWindow = spec.CommitWindow
+	}
+	if spec.Deadline > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, spec.Deadline)
+		defer cancel()
 	}
 	awsCfg, err := awsclient.Load(ctx)
 	if err != nil {
@@ -95,13 +107,24 @@ func crashChild(raw string) int {
 // crashAt runs the processor as a separate process on ev and requires it to die by SIGKILL.
 func (r *rig) crashAt(t *testing.T, spec crashSpec) {
 	t.Helper()
+	killed, err := r.crashChild(spec, nil)
+	if err != nil || !killed {
+		t.Fatalf("child: killed %v, err %v; want death by SIGKILL", killed, err)
+	}
+}
+
+// crashChild runs the processor as a separate process on spec's event, with the rig's buckets and
+// table and env's variables, to be killed by SIGKILL at spec's call: killed reports that it was,
+// false when it finished without reaching that call.
+func (r *rig) crashChild(spec crashSpec, env map[string]string) (killed bool, err error) {
 	spec.Env = map[string]string{
 		"STATE_TABLE": r.table, "OUTPUT_BUCKET": r.output, "QUARANTINE_BUCKET": r.quar,
 		"MAX_ATTEMPTS": strconv.Itoa(r.cfg.MaxAttempts),
 	}
+	maps.Copy(spec.Env, env)
 	raw, err := json.Marshal(spec)
 	if err != nil {
-		t.Fatal(err)
+		return false, err
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+string(raw))
@@ -109,12 +132,16 @@ func (r *rig) crashAt(t *testing.T, spec crashSpec) {
 	cmd.Stderr = &stderr
 	err = cmd.Run()
 	var exit *exec.ExitError
-	if !errors.As(err, &exit) {
-		t.Fatalf("child: err %v, want death by SIGKILL\n%s", err, stderr.String())
+	switch {
+	case !errors.As(err, &exit):
+		return false, fmt.Errorf("child: %v\n%s", err, stderr.String())
+	case exit.ExitCode() == 3:
+		return false, nil // finished without reaching the call
 	}
 	if ws, ok := exit.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("child: %v, want death by SIGKILL\n%s", err, stderr.String())
+		return false, fmt.Errorf("child: %v, want death by SIGKILL\n%s", err, stderr.String())
 	}
+	return true, nil
 }
 
 // checkPublished asserts the publishing invariants for one source, whatever moment a worker
