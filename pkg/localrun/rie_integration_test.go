@@ -38,6 +38,7 @@ type rieRig struct {
 	env       *testenv.Env
 	root, rie string
 	bootstrap string
+	stack     [][2]string // the local stack's endpoints and keys, as its env file records them
 }
 
 func newRIERig(t *testing.T) rieRig {
@@ -47,7 +48,7 @@ func newRIERig(t *testing.T) rieRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := localstack.LoadConfig(root)
+	cfg, err := localstack.Running(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func newRIERig(t *testing.T) rieRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rieRig{env: env, root: root, rie: rie, bootstrap: bootstrap}
+	return rieRig{env: env, root: root, rie: rie, bootstrap: bootstrap, stack: cfg.Env()}
 }
 
 // started is a bootstrap running under the emulator, and where it works.
@@ -80,7 +81,7 @@ func (r rieRig) start(t *testing.T, timeout time.Duration, overrides map[string]
 	for k, v := range overrides {
 		vars[k] = v
 	}
-	fn, err := localrun.ProcessorFunction(r.root, r.bootstrap, stackEnv(), vars)
+	fn, err := localrun.ProcessorFunction(r.root, r.bootstrap, r.stack, vars)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,15 +102,6 @@ func s3Event(bucket, key string) string {
 		"s3": map[string]any{"bucket": map[string]any{"name": bucket}, "object": map[string]any{"key": key}},
 	}}})
 	return string(b)
-}
-
-// stackEnv is the local stack's endpoints and keys, for a function.
-func stackEnv() [][2]string {
-	var stack [][2]string
-	for _, k := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"} {
-		stack = append(stack, [2]string{k, os.Getenv(k)})
-	}
-	return stack
 }
 
 // testWriter sends the function's output to the test log.
@@ -250,7 +242,7 @@ func TestDemoThroughTheBuiltBootstrap(t *testing.T) {
 	r := newRIERig(t)
 	var out bytes.Buffer
 	err := localrun.Demo(context.Background(), r.env.S3, r.env.DDB, localrun.DemoOptions{
-		Lambda: localrun.Lambda{RIE: r.rie, StackEnv: stackEnv(), BuildDir: t.TempDir()},
+		Lambda: localrun.Lambda{RIE: r.rie, StackEnv: r.stack, BuildDir: t.TempDir()},
 		Root:   r.root, HubURL: r.env.HubURL, NotifyARN: r.env.NotifyARN,
 		Out: &out, Output: testWriter{t}, Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 	})
@@ -278,7 +270,7 @@ func TestColdStartUnderTheEmulator(t *testing.T) {
 	measure := func(bootstrap string) []time.Duration {
 		var out []time.Duration
 		for range starts {
-			fn, err := localrun.ProcessorFunction(r.root, bootstrap, stackEnv(), nil)
+			fn, err := localrun.ProcessorFunction(r.root, bootstrap, r.stack, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -312,7 +304,7 @@ func TestPanicAndExitAsLambdaReportsThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fn, err := localrun.ProcessorFunction(r.root, crasher, stackEnv(), nil)
+	fn, err := localrun.ProcessorFunction(r.root, crasher, r.stack, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -282,7 +282,7 @@ func TestChaos(t *testing.T) {
 		t.Errorf("a reader saw a missing or mixed set: %s", k)
 		return true
 	})
-	statuses, checked := chaosCheck(t, r, plan)
+	statuses, checked, checkFailed := chaosCheck(t, r, plan)
 
 	kinds := map[soakKind]int{}
 	for _, k := range plan {
@@ -300,15 +300,7 @@ func TestChaos(t *testing.T) {
 	t.Logf("chaos operators: %d reconcile runs fixing %d findings, one backfill, one redrive; %d reads of whole sets by a polling reader",
 		reconciles.Load(), fixes.Load(), reads.Load())
 	t.Logf("chaos requests (faults injected at %.0f%%): %s", soakFaultRate*100, strings.Join(calls, ", "))
-	t.Logf("chaos final states: %s; invariants checked on %d sources: %d violations", formatCounts(statuses), checked, violations+chaosFailures(t))
-}
-
-// chaosFailures is how many invariant violations the checker reported (the test's errors).
-func chaosFailures(t *testing.T) int {
-	if t.Failed() {
-		return 1
-	}
-	return 0
+	t.Logf("chaos final states: %s; invariants checked on %d sources: %d violations", formatCounts(statuses), checked, violations+checkFailed)
 }
 
 // chaosKillSteps are the protocol steps a killed worker dies at (SIGKILL right before the
@@ -513,9 +505,14 @@ func soakImage(t *testing.T, rng *rand.Rand) []byte {
 // was removed); every manifest describes that version, names the record's last generation, and
 // lists outputs of that generation only, each present with its checksum; a QUARANTINED record's
 // evidence is there; and no output, quarantine copy, report or temp object exists that no record
-// accounts for. It returns the count of final statuses and of keys checked.
-func chaosCheck(t *testing.T, r *rig, plan map[string]soakKind) (map[state.Status]int, int) {
+// accounts for. It returns the count of final statuses, of keys checked and of violations.
+func chaosCheck(t *testing.T, r *rig, plan map[string]soakKind) (statuses map[state.Status]int, checked, violations int) {
 	t.Helper()
+	fail := func(format string, args ...any) {
+		t.Helper()
+		violations++
+		t.Errorf(format, args...)
+	}
 	ctx := context.Background()
 	staging := listAll(t, r, r.staging)
 	outputs := listAll(t, r, r.output)
@@ -539,12 +536,12 @@ func chaosCheck(t *testing.T, r *rig, plan map[string]soakKind) (map[state.Statu
 		}
 	}
 
-	statuses := map[state.Status]int{}
+	statuses = map[state.Status]int{}
 	accounted := map[string]bool{}
 	for key, kind := range plan {
 		rec, ok := records[key]
 		if !ok {
-			t.Errorf("%s (%s): no state record", key, kind)
+			fail("%s (%s): no state record", key, kind)
 			continue
 		}
 		statuses[rec.Status]++
@@ -557,15 +554,15 @@ func chaosCheck(t *testing.T, r *rig, plan map[string]soakKind) (map[state.Statu
 			want = state.Quarantined
 		}
 		if rec.Status != want {
-			t.Errorf("%s (%s): status %s (reason %q, last error %q), want %s", key, kind, rec.Status, rec.Reason, rec.LastError, want)
+			fail("%s (%s): status %s (reason %q, last error %q), want %s", key, kind, rec.Status, rec.Reason, rec.LastError, want)
 			continue
 		}
 		if exists == (kind == soakDelete) {
-			t.Errorf("%s (%s): staging object exists=%v", key, kind, exists)
+			fail("%s (%s): staging object exists=%v", key, kind, exists)
 			continue
 		}
 		if exists && rec.ObjectETag != etag {
-			t.Errorf("%s (%s): record is for ETag %s, the latest version is %s", key, kind, rec.ObjectETag, etag)
+			fail("%s (%s): record is for ETag %s, the latest version is %s", key, kind, rec.ObjectETag, etag)
 		}
 		manifestKey := r.proc.Keys().Manifest(key)
 		switch rec.Status {
@@ -573,49 +570,49 @@ func chaosCheck(t *testing.T, r *rig, plan map[string]soakKind) (map[state.Statu
 			accounted[manifestKey] = true
 			m, err := processor.ReadManifest(r.get(t, r.output, manifestKey))
 			if err != nil {
-				t.Errorf("%s: manifest: %v", key, err)
+				fail("%s: manifest: %v", key, err)
 				continue
 			}
 			if m.Source.ETag != etag || len(m.Outputs) != len(r.cfg.Recipe.Renditions) || m.Generation != rec.ClaimToken {
-				t.Errorf("%s: manifest of generation %s for ETag %s with %d outputs, want generation %s, ETag %s, %d outputs",
+				fail("%s: manifest of generation %s for ETag %s with %d outputs, want generation %s, ETag %s, %d outputs",
 					key, m.Generation, m.Source.ETag, len(m.Outputs), rec.ClaimToken, etag, len(r.cfg.Recipe.Renditions))
 			}
 			for _, o := range m.Outputs {
 				accounted[o.Key] = true
 				if out, ok := r.proc.Keys().ParseOutput(o.Key); !ok || out.Gen != m.Generation {
-					t.Errorf("%s: the manifest of generation %s lists %s", key, m.Generation, o.Key)
+					fail("%s: the manifest of generation %s lists %s", key, m.Generation, o.Key)
 				}
 				sum := sha256.Sum256(r.get(t, r.output, o.Key))
 				if hex.EncodeToString(sum[:]) != o.SHA256 {
-					t.Errorf("%s: %s does not match the manifest's checksum", key, o.Key)
+					fail("%s: %s does not match the manifest's checksum", key, o.Key)
 				}
 			}
 		case state.Quarantined:
 			object, report := r.proc.Keys().Quarantine(key, rec.QuarantineGen)
 			if _, ok := quarantine[object]; !ok {
-				t.Errorf("%s: quarantine copy missing", key)
+				fail("%s: quarantine copy missing", key)
 			}
 			if _, ok := quarantine[report]; !ok {
-				t.Errorf("%s: quarantine report missing", key)
+				fail("%s: quarantine report missing", key)
 			}
 			accounted[object], accounted[report] = true, true
 		case state.Deleted:
 			if _, ok := outputs[manifestKey]; ok {
-				t.Errorf("%s: DELETED, but its manifest is there", key)
+				fail("%s: DELETED, but its manifest is there", key)
 			}
 		}
 	}
 	for _, k := range sortedKeys(outputs) {
 		if !accounted[k] {
-			t.Errorf("output bucket: %s is accounted for by no record", k)
+			fail("output bucket: %s is accounted for by no record", k)
 		}
 	}
 	for _, k := range sortedKeys(quarantine) {
 		if !accounted[k] {
-			t.Errorf("quarantine bucket: %s is the evidence of no QUARANTINED record", k)
+			fail("quarantine bucket: %s is the evidence of no QUARANTINED record", k)
 		}
 	}
-	return statuses, len(plan)
+	return statuses, len(plan), violations
 }
 
 // listAll lists a bucket: key → ETag.

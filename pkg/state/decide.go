@@ -104,13 +104,13 @@ func claimed(r Record, req ClaimRequest, attempts int, now time.Time) Record {
 	return r
 }
 
-// Leftovers is r.Abandoned plus the token of r's last claim if it ended without cleaning up
-// (crashed, failed, or a removal that died): the generations whose temp keys and unpublished
-// renditions may still exist. The published generation (r.Outputs) is not among them: it stays
-// until a new manifest replaces it.
+// Leftovers is r.Abandoned plus the token of r's last processing claim if it ended without
+// cleaning up (crashed, or failed): the generations whose temp keys and unpublished renditions
+// may still exist. A removal's claim writes nothing under its token, so it leaves none. The
+// published generation (r.Outputs) is not among them: it stays until a new manifest replaces it.
 func (r Record) Leftovers() []string {
 	out := r.Abandoned
-	if (r.Claimed() || r.Status == Failed) && r.ClaimToken != "" && !slices.Contains(out, r.ClaimToken) {
+	if (r.Status == Processing || r.Status == Failed) && r.ClaimToken != "" && !slices.Contains(out, r.ClaimToken) {
 		out = append(slices.Clone(out), r.ClaimToken)
 	}
 	if n := len(out) - MaxAbandoned; n > 0 {

@@ -189,6 +189,11 @@ func TestDecideListsAbandonedAttempts(t *testing.T) {
 	if _, next := Decide(&failed, req, now); !slices.Equal(next.Abandoned, []string{"tok-1", "tok-2"}) {
 		t.Errorf("abandoned %v", next.Abandoned)
 	}
+	removal := *crashed
+	removal.Status = Removing // a removal that died writes nothing under its token
+	if _, next := Decide(&removal, req, now); !slices.Equal(next.Abandoned, []string{"tok-1"}) {
+		t.Errorf("abandoned %v after a removal's claim, want only the earlier leftovers", next.Abandoned)
+	}
 	succeeded := &Record{ID: "b/k", Status: Succeeded, ObjectVersion: "v0", RecipeVersion: "r1", ClaimToken: "tok-0"}
 	if _, next := Decide(succeeded, req, now); len(next.Abandoned) != 0 {
 		t.Errorf("a finished attempt cleaned up after itself, but abandoned = %v", next.Abandoned)
@@ -241,7 +246,7 @@ func TestDecideRemove(t *testing.T) {
 			if c.prev != nil && (len(claim.Outputs) != 1 || claim.ManifestKey == "") {
 				t.Fatalf("the claim lost what there is to remove: %+v", claim)
 			}
-			if c.prev != nil && c.prev.Claimed() && !slices.Contains(claim.Abandoned, "tok") {
+			if c.prev != nil && c.prev.Status == Processing && !slices.Contains(claim.Abandoned, "tok") {
 				t.Fatalf("the dead claim's generation is not listed: %v", claim.Abandoned)
 			}
 		})
