@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-dev/sluice/pkg/awsclient"
 	"github.com/sluice-dev/sluice/pkg/metrics"
 	"github.com/sluice-dev/sluice/pkg/processor"
+	"github.com/sluice-dev/sluice/pkg/tracing"
 )
 
 func main() {
@@ -30,6 +31,10 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	tcfg, err := tracing.LoadConfig(os.Getenv)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 	aws, err := awsclient.Load(ctx)
 	if err != nil {
 		return err
@@ -41,6 +46,8 @@ func run() error {
 	if cfg.QueueURL != "" {
 		p.WithQueue(sqs.NewFromConfig(aws))
 	}
-	lambda.Start(p.Handle)
+	traces := tracing.Start(tcfg, aws.Credentials)
+	p.WithTracer(traces.Tracer())
+	lambda.Start(traces.Flushing(p.Handle, func(err error) { log.Warn("spans not exported", "err", err) }))
 	return nil
 }

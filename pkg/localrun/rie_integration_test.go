@@ -18,19 +18,23 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sluice-dev/sluice/pkg/localrun"
 	"github.com/sluice-dev/sluice/pkg/localstack"
 	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/testenv"
+	"github.com/sluice-dev/sluice/pkg/tracing"
 	"github.com/sluice-dev/sluice/pkg/trigger"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 )
 
 // rieRig is the processor's built bootstrap and the local stack's Runtime Interface Emulator.
@@ -76,6 +80,12 @@ type started struct {
 // template's settings, overrides, and timeout if not zero.
 func (r rieRig) start(t *testing.T, timeout time.Duration, overrides map[string]string) started {
 	t.Helper()
+	return r.startLogged(t, timeout, overrides, testWriter{t})
+}
+
+// startLogged is start with the function's and the emulator's output going to log.
+func (r rieRig) startLogged(t *testing.T, timeout time.Duration, overrides map[string]string, log io.Writer) started {
+	t.Helper()
 	st := started{staging: r.env.Bucket(t), table: r.env.Table(t, state.TableDefinition)}
 	vars := map[string]string{"STATE_TABLE": st.table, "OUTPUT_BUCKET": r.env.Bucket(t), "QUARANTINE_BUCKET": r.env.Bucket(t)}
 	for k, v := range overrides {
@@ -88,7 +98,7 @@ func (r rieRig) start(t *testing.T, timeout time.Duration, overrides map[string]
 	if timeout > 0 {
 		fn.Timeout = timeout
 	}
-	if st.rie, err = localrun.StartRIE(context.Background(), r.rie, fn, testWriter{t}); err != nil {
+	if st.rie, err = localrun.StartRIE(context.Background(), r.rie, fn, log); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.rie.Close)
@@ -332,4 +342,80 @@ func TestPanicAndExitAsLambdaReportsThem(t *testing.T) {
 			t.Errorf("after %s the next invocation: %s %v", c.payload, resp, err)
 		}
 	}
+}
+
+// Traces from the built bootstrap: with SLUICE_TRACING=otlp, the object's spans reach the
+// receiver before the invocation's answer (Lambda may freeze the process right after it), and the
+// function's log lines about the object carry its trace id. (The emulator passes no X-Ray trace
+// header to the function, so the link to Lambda's trace is tested in pkg/processor, with the
+// context key aws-lambda-go sets.)
+func TestTracesLeaveTheBuiltBootstrapWithEachInvocation(t *testing.T) {
+	r := newRIERig(t)
+	rcv := testenv.NewOTLP(t)
+	var logs syncBuffer
+	st := r.startLogged(t, 0, map[string]string{"SLUICE_TRACING": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": rcv.URL}, io.MultiWriter(&logs, testWriter{t}))
+	var img bytes.Buffer
+	if err := jpeg.Encode(&img, image.NewGray(image.Rect(0, 0, 320, 240)), nil); err != nil {
+		t.Fatal(err)
+	}
+	key := "uploads/traced.jpg"
+	if _, err := r.env.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(st.staging), Key: aws.String(key), Body: bytes.NewReader(img.Bytes())}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _, err := st.rie.Invoke(context.Background(), []byte(s3Event(st.staging, key))); err != nil {
+		t.Fatalf("invoke: %v\n%s", err, resp)
+	}
+
+	spans := rcv.Spans(t) // read right after the answer: no waiting for a batch to leave
+	var object *tracepb.Span
+	var stages []string
+	for _, s := range spans {
+		if s.Name == "object" {
+			object = s
+		}
+	}
+	if object == nil {
+		t.Fatalf("no object span among %d received", len(spans))
+	}
+	for _, s := range spans {
+		if bytes.Equal(s.ParentSpanId, object.SpanId) {
+			stages = append(stages, s.Name)
+		}
+	}
+	if want := []string{"head", "claim", "download", "decode", "render", "publish", "publish", "publish", "commit"}; !slices.Equal(stages, want) {
+		t.Errorf("stages %v, want %v", stages, want)
+	}
+	want := tracing.XRayTraceID(trace.TraceID(object.TraceId))
+	n := 0
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var l map[string]any
+		if json.Unmarshal([]byte(line), &l) != nil || l["key"] != key {
+			continue
+		}
+		n++
+		if l["trace_id"] != want {
+			t.Errorf("log line about the object has trace_id %v, want %s: %s", l["trace_id"], want, line)
+		}
+	}
+	if n == 0 {
+		t.Error("no log line about the object")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the emulator's output goroutine and the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

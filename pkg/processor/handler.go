@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -13,7 +14,9 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sluice-dev/sluice/pkg/tracing"
 	"github.com/sluice-dev/sluice/pkg/trigger"
 )
 
@@ -34,17 +37,22 @@ func (p *Processor) Handle(ctx context.Context, raw json.RawMessage) (any, error
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		requestID = lc.AwsRequestID
 	}
+	ctx = tracing.Invocation(ctx, tracing.LambdaHeader(ctx))
+	log := p.log.With("request_id", requestID)
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		log = log.With("trace_id", tracing.XRayTraceID(sc.TraceID()))
+	}
 	payload, err := trigger.Parse(raw)
 	if err != nil {
-		p.log.Error("unrecognised payload", "request_id", requestID, "err", err, "bytes", len(raw))
+		log.Error("unrecognised payload", "err", err, "bytes", len(raw))
 		return nil, &UnrecognisedPayloadError{Err: err}
 	}
 	switch payload.Kind {
 	case trigger.KindTest:
-		p.log.Info("s3:TestEvent ignored", "request_id", requestID)
+		log.Info("s3:TestEvent ignored")
 		return Response{Kind: payload.Kind}, nil
 	case trigger.KindSQS:
-		return p.handleSQS(ctx, requestID, payload.Messages), nil
+		return p.handleSQS(ctx, requestID, log, payload.Messages), nil
 	}
 	resp := Response{Kind: payload.Kind, Results: make([]Result, 0, len(payload.Events))}
 	failed := &EventsFailedError{}
@@ -96,14 +104,14 @@ func (e *EventsFailedError) Unwrap() []error {
 // memory, the timeout) comes back redelivered, and behind the others it takes fewer innocent
 // batch-mates down with it. A message that found its object claimed by another worker is made
 // visible again after a short, jittered delay (cfg.QueueURL), not after the whole timeout.
-func (p *Processor) handleSQS(ctx context.Context, requestID string, msgs []trigger.Message) events.SQSEventResponse {
+func (p *Processor) handleSQS(ctx context.Context, requestID string, log *slog.Logger, msgs []trigger.Message) events.SQSEventResponse {
 	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
 	order := slices.Clone(msgs)
 	slices.SortStableFunc(order, func(a, b trigger.Message) int { return cmp.Compare(min(a.Receives, 2), min(b.Receives, 2)) })
 	for _, msg := range order {
 		if msg.Err != nil {
-			p.log.Error("SQS message body is not an S3 event; reported as failed so it reaches the DLQ",
-				"request_id", requestID, "message_id", msg.ID, "err", msg.Err)
+			log.Error("SQS message body is not an S3 event; reported as failed so it reaches the DLQ",
+				"message_id", msg.ID, "err", msg.Err)
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.ID})
 			continue
 		}
@@ -114,7 +122,7 @@ func (p *Processor) handleSQS(ctx context.Context, requestID string, msgs []trig
 			}
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.ID})
 			if res.RetryIn > 0 {
-				p.retryIn(ctx, requestID, msg, res.RetryIn)
+				p.retryIn(ctx, log, msg, res.RetryIn)
 			}
 			break
 		}
@@ -124,7 +132,7 @@ func (p *Processor) handleSQS(ctx context.Context, requestID string, msgs []trig
 
 // retryIn makes msg visible again after d (it is reported as failed); without a queue, or if
 // SQS refuses, the queue's visibility timeout applies.
-func (p *Processor) retryIn(ctx context.Context, requestID string, msg trigger.Message, d time.Duration) {
+func (p *Processor) retryIn(ctx context.Context, log *slog.Logger, msg trigger.Message, d time.Duration) {
 	if p.queue == nil || p.cfg.QueueURL == "" || msg.ReceiptHandle == "" {
 		return
 	}
@@ -133,6 +141,6 @@ func (p *Processor) retryIn(ctx context.Context, requestID string, msg trigger.M
 	if _, err := p.queue.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
 		QueueUrl: aws.String(p.cfg.QueueURL), ReceiptHandle: aws.String(msg.ReceiptHandle), VisibilityTimeout: int32(d.Seconds()),
 	}); err != nil {
-		p.log.Warn("message visibility not shortened; it waits out the queue's timeout", "request_id", requestID, "message_id", msg.ID, "err", err)
+		log.Warn("message visibility not shortened; it waits out the queue's timeout", "message_id", msg.ID, "err", err)
 	}
 }

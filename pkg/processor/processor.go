@@ -17,9 +17,14 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/media"
@@ -27,6 +32,7 @@ import (
 	"github.com/sluice-dev/sluice/pkg/render"
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/storage"
+	"github.com/sluice-dev/sluice/pkg/tracing"
 	"github.com/sluice-dev/sluice/pkg/trigger"
 	"github.com/sluice-dev/sluice/pkg/workgroup"
 )
@@ -74,6 +80,7 @@ type Processor struct {
 	now           func() time.Time
 	maxCopyBytes  int64    // the largest source quarantine copies (S3's one-request limit)
 	queue         queueAPI // nil: a busy message waits out the queue's visibility timeout
+	tracer        trace.Tracer
 }
 
 // WithQueue lets the processor shorten the visibility of an SQS message that must come back
@@ -83,9 +90,15 @@ func (p *Processor) WithQueue(q queueAPI) *Processor {
 	return p
 }
 
+// WithTracer traces each object: a trace of its own with a span per stage (pkg/tracing).
+func (p *Processor) WithTracer(t trace.Tracer) *Processor {
+	p.tracer = t
+	return p
+}
+
 // New wires a processor. recipeVersion identifies the recipe and watermark in use.
 func New(cfg Config, objects objectStore, states stateStore, renderer *render.Renderer, recipeVersion string, log *slog.Logger, m *metrics.Emitter) *Processor {
-	return &Processor{cfg: cfg, objects: objects, states: states, renderer: renderer, recipeVersion: recipeVersion, log: log, metrics: m, now: time.Now, maxCopyBytes: maxCopyBytes}
+	return &Processor{cfg: cfg, objects: objects, states: states, renderer: renderer, recipeVersion: recipeVersion, log: log, metrics: m, now: time.Now, maxCopyBytes: maxCopyBytes, tracer: noop.NewTracerProvider().Tracer("")}
 }
 
 // Outcome is what happened to one object event.
@@ -126,10 +139,15 @@ func (p *Processor) Keys() Keys { return Keys{cfg: p.cfg} }
 // files are quarantined and count as handled.
 func (p *Processor) Process(ctx context.Context, requestID string, ev trigger.ObjectEvent) Result {
 	res := Result{Bucket: ev.Bucket, Key: ev.Key}
+	ctx, span := p.startObject(ctx, requestID, ev)
 	log := p.log.With("request_id", requestID, "bucket", ev.Bucket, "key", ev.Key)
+	if sc := span.SpanContext(); sc.IsValid() {
+		log = log.With("trace_id", tracing.XRayTraceID(sc.TraceID()))
+	}
 	m := metrics.NewSet()
 	start := p.now()
 	defer func() {
+		endObject(span, res)
 		ms := p.now().Sub(start).Milliseconds()
 		m.Add("Duration", metrics.Milliseconds, float64(ms))
 		if err := p.metrics.Flush(m); err != nil {
@@ -185,6 +203,38 @@ func (p *Processor) Process(ctx context.Context, requestID string, ev trigger.Ob
 	return res
 }
 
+// startObject starts the object's trace: a trace of its own (one per object, whichever batch
+// carried it), linked to the invocation's (Lambda's X-Ray trace) when there is one.
+func (p *Processor) startObject(ctx context.Context, requestID string, ev trigger.ObjectEvent) (context.Context, trace.Span) {
+	return p.tracer.Start(ctx, "object", trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithLinks(trace.LinkFromContext(ctx)),
+		trace.WithAttributes(
+			attribute.String("aws.s3.bucket", ev.Bucket), attribute.String("aws.s3.key", ev.Key),
+			attribute.String("faas.invocation_id", requestID), attribute.String("sluice.event", ev.Name)))
+}
+
+// endObject records the outcome on the object's span and ends it; a failure to retry is an
+// error, a quarantined file is not (it was handled).
+func endObject(span trace.Span, res Result) {
+	span.SetAttributes(attribute.String("sluice.outcome", string(res.Outcome)))
+	if res.Version != "" {
+		span.SetAttributes(attribute.String("sluice.version", res.Version))
+	}
+	if res.Reason != "" {
+		span.SetAttributes(attribute.String("sluice.reason", res.Reason))
+	}
+	endSpan(span, res.Err)
+}
+
+// endSpan ends a span, with an error status if err is set.
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
 // guarded runs the work, turning a panic (a decoder bug on hostile bytes, say), in this
 // goroutine or in a worker goroutine (pkg/workgroup raises it again here), into a failed
 // attempt: the claim is released as FAILED with the panic as its last error, so the attempt
@@ -215,8 +265,8 @@ func (r *run) guarded(res *Result) {
 		return
 	}
 	var src storage.Object
-	err := r.stage("Head", func() (err error) {
-		src, err = r.p.objects.Head(r.ctx, r.ev.Bucket, r.ev.Key)
+	err := r.stage("Head", func(ctx context.Context) (err error) {
+		src, err = r.p.objects.Head(ctx, r.ev.Bucket, r.ev.Key)
 		return err
 	})
 	switch {
@@ -246,10 +296,14 @@ type run struct {
 	deadline  time.Time // the invocation's deadline, if it has one
 }
 
-// stage times one step and records it as a metric.
-func (r *run) stage(name string, f func() error) error {
+// stage runs one step in a span of its own (named name in lower case), which ctx carries, and
+// records its duration as a metric. The span ends on a panic too (guarded turns it into a
+// failed attempt, recorded on the object's span).
+func (r *run) stage(name string, f func(ctx context.Context) error) (err error) {
+	ctx, span := r.p.tracer.Start(r.ctx, strings.ToLower(name))
+	defer func() { endSpan(span, err) }()
 	t := r.p.now()
-	err := f()
+	err = f(ctx)
 	r.m.Add("Stage"+name, metrics.Milliseconds, float64(r.p.now().Sub(t).Milliseconds()))
 	return err
 }
@@ -403,8 +457,8 @@ func (r *run) claim(src storage.Object) (state.Verdict, state.Record, error) {
 		verdict state.Verdict
 		rec     state.Record
 	)
-	err := r.stage("Claim", func() (err error) {
-		verdict, rec, err = r.p.states.Claim(r.ctx, req, r.p.now)
+	err := r.stage("Claim", func(ctx context.Context) (err error) {
+		verdict, rec, err = r.p.states.Claim(ctx, req, r.p.now)
 		return err
 	})
 	return verdict, rec, err
@@ -416,8 +470,8 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 		return nil, "", err
 	}
 	var data []byte
-	err := r.stage("Download", func() (err error) {
-		data, err = r.p.objects.Get(r.ctx, src, r.p.cfg.Limits.MaxBytes)
+	err := r.stage("Download", func(ctx context.Context) (err error) {
+		data, err = r.p.objects.Get(ctx, src, r.p.cfg.Limits.MaxBytes)
 		return err
 	})
 	if errors.Is(err, storage.ErrTooLarge) {
@@ -437,18 +491,25 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 		return nil, "", failure.Permanent(failure.ChecksumMismatch,
 			"the file's SHA-256 is %s but the object declares %s", srcSHA, src.SHA256)
 	}
-	info, err := media.Inspect(data, r.p.cfg.Limits)
+	var (
+		info media.Info
+		img  media.Decoded
+	)
+	err = r.stage("Decode", func(context.Context) (err error) {
+		if info, err = media.Inspect(data, r.p.cfg.Limits); err != nil {
+			return err
+		}
+		img, err = media.Decode(data, r.p.renderer.Need)
+		data = nil // the decoded image is all we need from here on
+		return err
+	})
 	if err != nil {
 		return nil, "", err
 	}
 	var outs []render.Output
-	err = r.stage("Transform", func() error {
-		img, err := media.Decode(data, r.p.renderer.Need)
-		if err != nil {
-			return err
-		}
-		data = nil // the decoded image is all we need from here on
-		outs, err = r.p.renderer.Render(r.ctx, img.Image, image.Pt(img.Width, img.Height))
+	err = r.stage("Render", func(ctx context.Context) (err error) {
+		outs, err = r.p.renderer.Render(ctx, img.Image, image.Pt(img.Width, img.Height))
+		img = media.Decoded{}
 		return err
 	})
 	if err != nil {
@@ -460,7 +521,8 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 			return nil, "", failure.Transient(fmt.Errorf("deadline before publishing %s: %w", o.Name, err))
 		}
 		var out state.Output
-		err := r.stage("Publish", func() (err error) {
+		err := r.stage("Publish", func(ctx context.Context) (err error) {
+			trace.SpanFromContext(ctx).SetAttributes(attribute.String("sluice.rendition", o.Name))
 			out, err = r.publish(src, o)
 			return err
 		})
@@ -471,7 +533,7 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 		published = append(published, out)
 	}
 	var manifestKey string
-	err = r.stage("Manifest", func() (err error) {
+	err = r.stage("Commit", func(context.Context) (err error) {
 		manifestKey, err = r.commit(src, srcSHA, info, published)
 		return err
 	})

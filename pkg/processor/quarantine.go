@@ -48,7 +48,7 @@ func (r *run) quarantine(res *Result, src storage.Object, cause error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 2*finishTimeout)
 	defer cancel()
 	r.ctx = ctx
-	err := r.stage("Quarantine", func() error { return r.copyToQuarantine(src, perm, cause) })
+	err := r.stage("Quarantine", func(context.Context) error { return r.copyToQuarantine(src, perm, cause) })
 	if errors.Is(err, state.ErrLeaseLost) {
 		r.m.Add("LeaseLost", metrics.Count, 1)
 		r.dropOwnGeneration()

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -23,8 +24,8 @@ func (r *run) remove(res *Result) {
 		verdict state.Verdict
 		rec     state.Record
 	)
-	err := r.stage("Claim", func() (err error) {
-		verdict, rec, err = r.p.states.ClaimRemoval(r.ctx, req, r.p.now)
+	err := r.stage("Claim", func(ctx context.Context) (err error) {
+		verdict, rec, err = r.p.states.ClaimRemoval(ctx, req, r.p.now)
 		return err
 	})
 	if err != nil {
@@ -57,7 +58,7 @@ func (r *run) remove(res *Result) {
 		return
 	}
 	var n int
-	err = r.stage("Remove", func() (err error) {
+	err = r.stage("Remove", func(context.Context) (err error) {
 		n, err = r.removeOutputs()
 		return err
 	})
