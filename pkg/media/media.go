@@ -208,6 +208,7 @@ func Decode(data []byte, need Need) (Decoded, error) {
 	switch f {
 	case WebP:
 		img, err = xwebp.Decode(bytes.NewReader(data)) // WebP carries no EXIF orientation here
+		fullRange(img)
 	case HEIC:
 		img, err = heic.Decode(bytes.NewReader(data)) // libheif applies the file's rotation and mirror
 	case AVIF:

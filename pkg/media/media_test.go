@@ -259,7 +259,8 @@ func FuzzInspectDecode(f *testing.F) {
 	// The repository's small sample files, good and bad (the 2 MB photo would only slow fuzzing).
 	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "images", "*", "*"))
 	more, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "images", "*.*"))
-	for _, file := range append(files, more...) {
+	webp, _ := filepath.Glob(filepath.Join("testdata", "webp", "*.webp"))
+	for _, file := range append(append(files, more...), webp...) {
 		if data, err := os.ReadFile(file); err == nil && len(data) <= 256<<10 {
 			f.Add(data)
 		}
