@@ -128,7 +128,9 @@ func CheckSize(size int64, lim Limits) error {
 	return nil
 }
 
-// Inspect checks size, type and pixel count from the header. Every rejection is permanent.
+// Inspect checks size, type and pixel count from the header. Every rejection is permanent, and
+// comes with what was read before it (the format once sniffed, the size once the header was),
+// for the quarantine report.
 func Inspect(data []byte, lim Limits) (Info, error) {
 	if err := CheckSize(int64(len(data)), lim); err != nil {
 		return Info{}, err
@@ -140,22 +142,23 @@ func Inspect(data []byte, lim Limits) (Info, error) {
 	}
 	cfg, name, err := decodeConfig(format, data)
 	if err != nil {
-		return Info{}, failure.PermanentWrap(failure.Corrupt, err, "the %s header cannot be read", format)
+		return Info{Format: format}, failure.PermanentWrap(failure.Corrupt, err, "the %s header cannot be read", format)
 	}
 	if name != string(format) {
-		return Info{}, failure.Permanent(failure.Corrupt, "the bytes start like %s but decode as %s", format, name)
+		return Info{Format: format}, failure.Permanent(failure.Corrupt, "the bytes start like %s but decode as %s", format, name)
 	}
+	info := Info{Format: format, Width: cfg.Width, Height: cfg.Height}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return Info{}, failure.Permanent(failure.Corrupt, "the %s header says %d×%d pixels", format, cfg.Width, cfg.Height)
+		return info, failure.Permanent(failure.Corrupt, "the %s header says %d×%d pixels", format, cfg.Width, cfg.Height)
 	}
 	if px := int64(cfg.Width) * int64(cfg.Height); px > lim.MaxPixels {
-		return Info{}, failure.Permanent(failure.TooManyPixels,
+		return info, failure.Permanent(failure.TooManyPixels,
 			"the image is %d×%d = %d pixels; the limit is %d", cfg.Width, cfg.Height, px, lim.MaxPixels)
 	} else if own, ok := lim.own(format); ok && px > own {
-		return Info{}, failure.Permanent(failure.TooManyPixels,
+		return info, failure.Permanent(failure.TooManyPixels,
 			"the %s image is %d×%d = %d pixels; the limit for %s is %d", format, cfg.Width, cfg.Height, px, format, own)
 	}
-	return Info{Format: format, Width: cfg.Width, Height: cfg.Height}, nil
+	return info, nil
 }
 
 // decodeConfig reads the header. WebP goes to golang.org/x/image/webp by name: the WebP encoder

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/sluice-dev/sluice/pkg/media"
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/storage"
 )
@@ -39,15 +38,21 @@ type ManifestSource struct {
 	Height    int    `json:"height,omitempty"`
 }
 
+// source describes src with what this attempt learnt of its content: its SHA-256 once read,
+// its format and size once its header was (also when the file was then rejected).
+func (r *run) source(src storage.Object) ManifestSource {
+	return ManifestSource{
+		Bucket: src.Bucket, Key: src.Key, VersionID: src.VersionID, ETag: src.ETag, Size: src.Size,
+		SHA256: r.learnt.sha256, Format: string(r.learnt.info.Format), Width: r.learnt.info.Width, Height: r.learnt.info.Height,
+	}
+}
+
 // commit swaps the source's manifest to this claim's generation (putFenced: only while the
 // claim holds, never over a later claim's), then sweeps what it superseded: the replaced
 // generation, abandoned generations, and any quarantine copy of the source.
-func (r *run) commit(src storage.Object, srcSHA string, info media.Info, outs []state.Output) (string, error) {
+func (r *run) commit(src storage.Object, outs []state.Output) (string, error) {
 	m := Manifest{
-		Source: ManifestSource{
-			Bucket: src.Bucket, Key: src.Key, VersionID: src.VersionID, ETag: src.ETag, Size: src.Size,
-			SHA256: srcSHA, Format: string(info.Format), Width: info.Width, Height: info.Height,
-		},
+		Source:        r.source(src),
 		RecipeVersion: r.p.recipeVersion,
 		Generation:    r.rec.ClaimToken,
 		Fence:         r.rec.Fence,

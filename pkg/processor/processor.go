@@ -294,6 +294,10 @@ type run struct {
 	rec       state.Record // the claimed record (claimed), or the one found
 	claimed   bool
 	deadline  time.Time // the invocation's deadline, if it has one
+	learnt    struct {
+		sha256 string     // the content's, once downloaded
+		info   media.Info // from the header, as far as it was read
+	}
 }
 
 // stage runs one step in a span of its own (named name in lower case), which ctx carries, and
@@ -486,17 +490,14 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 	}
 	r.m.Add("BytesIn", metrics.Bytes, float64(len(data)))
 	sum := sha256.Sum256(data)
-	srcSHA := hex.EncodeToString(sum[:])
-	if src.SHA256 != "" && src.SHA256 != srcSHA {
+	r.learnt.sha256 = hex.EncodeToString(sum[:])
+	if src.SHA256 != "" && src.SHA256 != r.learnt.sha256 {
 		return nil, "", failure.Permanent(failure.ChecksumMismatch,
-			"the file's SHA-256 is %s but the object declares %s", srcSHA, src.SHA256)
+			"the file's SHA-256 is %s but the object declares %s", r.learnt.sha256, src.SHA256)
 	}
-	var (
-		info media.Info
-		img  media.Decoded
-	)
+	var img media.Decoded
 	err = r.stage("Decode", func(context.Context) (err error) {
-		if info, err = media.Inspect(data, r.p.cfg.Limits); err != nil {
+		if r.learnt.info, err = media.Inspect(data, r.p.cfg.Limits); err != nil {
 			return err
 		}
 		img, err = media.Decode(data, r.p.renderer.Need)
@@ -534,7 +535,7 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 	}
 	var manifestKey string
 	err = r.stage("Commit", func(context.Context) (err error) {
-		manifestKey, err = r.commit(src, srcSHA, info, published)
+		manifestKey, err = r.commit(src, published)
 		return err
 	})
 	return published, manifestKey, err

@@ -264,18 +264,26 @@ func TestBadInputIsQuarantinedWithItsReason(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each report carries what was learnt before the rejection: the checksum once the file was
+	// read, its format and size once its header was.
+	type known struct {
+		sha    bool
+		format string
+		w, h   int
+	}
 	cases := []struct {
 		key    string
 		body   []byte
 		meta   map[string]string
 		reason string
+		known  known
 	}{
-		{"uploads/empty.jpg", nil, nil, "empty"},
-		{"uploads/notes.jpg", []byte("just some text, named like a photo"), nil, "unsupported_type"},
-		{"uploads/cut.jpg", good[:len(good)/2], nil, "corrupt"},
-		{"uploads/bomb.png", bomb, nil, "too_many_pixels"},
-		{"uploads/huge.jpg", huge, nil, "too_large"},
-		{"uploads/tampered.jpg", good, map[string]string{"sha256": hex.EncodeToString(wrongSum[:])}, "checksum_mismatch"},
+		{"uploads/empty.jpg", nil, nil, "empty", known{}},
+		{"uploads/notes.jpg", []byte("just some text, named like a photo"), nil, "unsupported_type", known{sha: true}},
+		{"uploads/cut.jpg", good[:len(good)/2], nil, "corrupt", known{true, "jpeg", 400, 300}},
+		{"uploads/bomb.png", bomb, nil, "too_many_pixels", known{true, "png", 100000, 100000}},
+		{"uploads/huge.jpg", huge, nil, "too_large", known{}},
+		{"uploads/tampered.jpg", good, map[string]string{"sha256": hex.EncodeToString(wrongSum[:])}, "checksum_mismatch", known{sha: true}},
 	}
 	for _, c := range cases {
 		r.upload(t, c.key, c.body, c.meta)
@@ -296,6 +304,15 @@ func TestBadInputIsQuarantinedWithItsReason(t *testing.T) {
 		var rep processor.Report
 		if err := json.Unmarshal(r.get(t, r.quar, report), &rep); err != nil || string(rep.Reason) != c.reason || rep.Message == "" {
 			t.Errorf("%s: report %+v %v", c.key, rep, err)
+		}
+		sum := sha256.Sum256(c.body)
+		want := processor.ManifestSource{Format: c.known.format, Width: c.known.w, Height: c.known.h}
+		if c.known.sha {
+			want.SHA256 = hex.EncodeToString(sum[:])
+		}
+		if got := rep.Source; got.SHA256 != want.SHA256 || got.Format != want.Format || got.Width != want.Width || got.Height != want.Height {
+			t.Errorf("%s: the report's source says sha256 %q, %q %d×%d; want %q, %q %d×%d", c.key,
+				got.SHA256, got.Format, got.Width, got.Height, want.SHA256, want.Format, want.Width, want.Height)
 		}
 	}
 	if outs := r.list(t, r.output); len(outs) != 0 {

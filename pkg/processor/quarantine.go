@@ -96,7 +96,7 @@ func (r *run) copyToQuarantine(src storage.Object, perm *failure.PermanentError,
 	}
 	object, report := r.p.Keys().Quarantine(src.Key, r.rec.ClaimToken)
 	rep := Report{
-		Source:        ManifestSource{Bucket: src.Bucket, Key: src.Key, VersionID: src.VersionID, ETag: src.ETag, Size: src.Size},
+		Source:        r.source(src),
 		Reason:        perm.Reason,
 		Message:       perm.Message,
 		Error:         cause.Error(),
