@@ -10,10 +10,13 @@
 package jpegscale
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
+
+	"github.com/sluice-dev/sluice/pkg/exif"
 )
 
 // ErrUnsupported means a valid-looking JPEG uses a feature this package does not decode.
@@ -199,8 +202,8 @@ func (d *decoder) decode() (err error) {
 			d.restart = int(binary.BigEndian.Uint16(seg))
 		case m == 0xE0:
 			d.jfif = len(seg) >= 5 && string(seg[:5]) == "JFIF\x00"
-		case m == markAPP1:
-			if o := exifOrientation(seg); o != 0 {
+		case m == markAPP1 && bytes.HasPrefix(seg, []byte(exif.Prefix)):
+			if o := exif.Orientation(seg); o != 0 {
 				d.orientation = o
 			}
 		case m == markAPPE:

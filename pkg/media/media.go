@@ -191,7 +191,8 @@ type Decoded struct {
 	Width, Height int
 }
 
-// Decode decodes an image that Inspect accepted and turns it upright per its EXIF orientation.
+// Decode decodes an image that Inspect accepted and turns it upright per its EXIF orientation
+// (a JPEG's APP1, a PNG's eXIf chunk, a TIFF's tag 274).
 // Metadata is not kept: only pixels come out. With need set, a JPEG is decoded at the largest
 // DCT reduction (1/2, 1/4 or 1/8) that still covers what need asks for, which saves most of the
 // decode's time and memory for large photos.
@@ -217,11 +218,12 @@ func Decode(data []byte, need Need) (Decoded, error) {
 	case AVIF:
 		img, err = avif.Decode(bytes.NewReader(data))
 	default:
-		img, err = imaging.Decode(bytes.NewReader(data), imaging.AutoOrientation(true))
+		img, err = imaging.Decode(bytes.NewReader(data), imaging.AutoOrientation(true)) // a JPEG's APP1
 	}
 	if err != nil {
 		return Decoded{}, failure.PermanentWrap(failure.Corrupt, err, "the image data cannot be decoded")
 	}
+	img = orient(img, fileOrientation(f, data))
 	b := img.Bounds()
 	return Decoded{Image: img, Width: b.Dx(), Height: b.Dy()}, nil
 }

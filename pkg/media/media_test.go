@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/disintegration/imaging"
@@ -260,7 +261,8 @@ func FuzzInspectDecode(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "images", "*", "*"))
 	more, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "images", "*.*"))
 	webp, _ := filepath.Glob(filepath.Join("testdata", "webp", "*.webp"))
-	for _, file := range append(append(files, more...), webp...) {
+	orients, _ := filepath.Glob(filepath.Join("testdata", "orient", "*"))
+	for _, file := range slices.Concat(files, more, webp, orients) {
 		if data, err := os.ReadFile(file); err == nil && len(data) <= 256<<10 {
 			f.Add(data)
 		}
