@@ -133,6 +133,8 @@ bench: $(BENCH_PHOTO) $(BENCH_PHOTOS)/.done $(BENCH_HEIF)/.done $(VIPSJOB) local
 	SLUICE_VIPSJOB=$(abspath $(VIPSJOB)) SLUICE_BENCH_PHOTOS=$(abspath $(BENCH_PHOTOS)) SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 4x -run 'TestBenchReport|TestCascadeMatchesNaiveQuality' -v ./pkg/render | grep -v '^=== RUN'
 	@echo "WebP output cost (a fresh process: the first encode compiles the module):"
 	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -run '^TestWebPCost$$' -v ./pkg/render | grep '^encode'
+	@echo "colour management: the same job untagged, sRGB-tagged and Display P3-tagged:"
+	SLUICE_BENCH_PHOTO=$(abspath $(BENCH_PHOTO)) go test -count=1 -benchtime 4x -run '^TestColorCost$$' -v ./pkg/render | grep '^colour'
 	@echo "HEIC and AVIF inputs (WebAssembly decoders), whole jobs:"
 	SLUICE_BENCH_HEIF=$(abspath $(BENCH_HEIF)) SLUICE_BENCH_PHOTOS=$(abspath $(BENCH_PHOTOS)) go test -count=1 -benchtime 3x -run '^TestHEIFCost$$' -v ./pkg/render | grep ' input '
 	@echo "peak resident memory of one job, each in a fresh process:"

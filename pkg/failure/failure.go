@@ -27,6 +27,9 @@ const (
 	ChecksumMismatch Reason = "checksum_mismatch"
 	Empty            Reason = "empty"
 	MaxAttempts      Reason = "max_attempts"
+	// UnsupportedColorProfile: the file embeds a colour profile sluice cannot evaluate, and the
+	// recipe says to quarantine such files rather than take their pixels as sRGB.
+	UnsupportedColorProfile Reason = "unsupported_color_profile"
 )
 
 // PermanentError is a failure that retrying cannot fix.

@@ -184,20 +184,32 @@ func decodeConfig(f Format, data []byte) (image.Config, string, error) {
 // Need tells, for an image's upright full size, the smallest size the caller needs it in.
 type Need func(w, h int) (needW, needH int)
 
-// Decoded is an upright image, possibly decoded at a reduced size.
+// Decoded is an upright sRGB image, possibly decoded at a reduced size.
 type Decoded struct {
 	Image image.Image
 	// Width and Height are the upright full size, which Image may be smaller than.
 	Width, Height int
+	// Color is what was done with the file's colour description (converted to sRGB, or not).
+	Color Color
 }
 
-// Decode decodes an image that Inspect accepted and turns it upright per its EXIF orientation
-// (a JPEG's APP1, a PNG's eXIf chunk, a TIFF's tag 274).
+// Decode decodes an image that Inspect accepted, turns it upright per its EXIF orientation
+// (a JPEG's APP1, a PNG's eXIf chunk, a TIFF's tag 274) and converts it to sRGB from the ICC
+// profile it embeds (Color says what was done).
 // Metadata is not kept: only pixels come out. With need set, a JPEG is decoded at the largest
 // DCT reduction (1/2, 1/4 or 1/8) that still covers what need asks for, which saves most of the
 // decode's time and memory for large photos.
 func Decode(data []byte, need Need) (Decoded, error) {
 	f, _ := Sniff(data[:min(len(data), SniffLen)])
+	d, err := decode(f, data, need)
+	if err != nil {
+		return Decoded{}, err
+	}
+	d.Image, d.Color = toSRGB(f, data, d.Image)
+	return d, nil
+}
+
+func decode(f Format, data []byte, need Need) (Decoded, error) {
 	if f == JPEG {
 		if d, err := decodeJPEG(data, need); err == nil {
 			return d, nil

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sluice-dev/sluice/pkg/media"
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/storage"
 )
@@ -36,6 +37,9 @@ type ManifestSource struct {
 	Format    string `json:"format,omitempty"`
 	Width     int    `json:"width,omitempty"`
 	Height    int    `json:"height,omitempty"`
+	// Color says what was done with an embedded colour profile: converted to sRGB, or (when it
+	// could not be evaluated) taken as sRGB, and why. Absent for untagged and sRGB sources.
+	Color *media.Color `json:"color,omitempty"`
 }
 
 // source describes src with what this attempt learnt of its content: its SHA-256 once read,
@@ -44,6 +48,7 @@ func (r *run) source(src storage.Object) ManifestSource {
 	return ManifestSource{
 		Bucket: src.Bucket, Key: src.Key, VersionID: src.VersionID, ETag: src.ETag, Size: src.Size,
 		SHA256: r.learnt.sha256, Format: string(r.learnt.info.Format), Width: r.learnt.info.Width, Height: r.learnt.info.Height,
+		Color: r.learnt.color,
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/media"
 	"github.com/sluice-dev/sluice/pkg/metrics"
+	"github.com/sluice-dev/sluice/pkg/recipe"
 	"github.com/sluice-dev/sluice/pkg/render"
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/storage"
@@ -295,8 +296,9 @@ type run struct {
 	claimed   bool
 	deadline  time.Time // the invocation's deadline, if it has one
 	learnt    struct {
-		sha256 string     // the content's, once downloaded
-		info   media.Info // from the header, as far as it was read
+		sha256 string       // the content's, once downloaded
+		info   media.Info   // from the header, as far as it was read
+		color  *media.Color // what decoding did with its colour profile, if it has one
 	}
 }
 
@@ -507,6 +509,9 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	if err := r.colorPolicy(img.Color); err != nil {
+		return nil, "", err
+	}
 	var outs []render.Output
 	err = r.stage("Render", func(ctx context.Context) (err error) {
 		outs, err = r.p.renderer.Render(ctx, img.Image, image.Pt(img.Width, img.Height))
@@ -539,6 +544,24 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 		return err
 	})
 	return published, manifestKey, err
+}
+
+// colorPolicy records what decoding did with the source's colour profile and applies the
+// recipe's policy to one it could not evaluate.
+func (r *run) colorPolicy(c media.Color) error {
+	switch {
+	case c == media.Color{}:
+		return nil
+	case c.Converted:
+		r.m.Add("ColorConverted", metrics.Count, 1)
+	case r.p.cfg.Recipe.UnsupportedColorProfile == recipe.Quarantine:
+		return failure.Permanent(failure.UnsupportedColorProfile, "the embedded colour profile %q cannot be evaluated: %s", c.Profile, c.Unsupported)
+	default:
+		r.m.Add("ColorAssumedSRGB", metrics.Count, 1)
+		r.log.Warn("colour profile not evaluated; pixels taken as sRGB", "profile", c.Profile, "why", c.Unsupported)
+	}
+	r.learnt.color = &c
+	return nil
 }
 
 // newToken makes a claim token; crypto/rand.Read does not fail on supported platforms.

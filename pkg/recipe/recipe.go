@@ -78,7 +78,18 @@ type Recipe struct {
 	Renditions  []Rendition `json:"renditions"`
 	Watermark   Watermark   `json:"watermark"`
 	JPEGQuality int         `json:"jpeg_quality"`
+	// UnsupportedColorProfile is what happens to a file whose embedded colour profile cannot be
+	// evaluated (a LUT-based or CMYK profile, a broken one): AssumeSRGB (the default, also when
+	// empty) renders its pixels as sRGB and says so in the manifest; Quarantine rejects it as
+	// unsupported_color_profile.
+	UnsupportedColorProfile string `json:"unsupported_color_profile,omitempty"`
 }
+
+// Policies for a colour profile that cannot be evaluated.
+const (
+	AssumeSRGB = "assume_srgb"
+	Quarantine = "quarantine"
+)
 
 // Default is the built-in recipe.
 func Default() Recipe {
@@ -110,6 +121,9 @@ func Parse(data []byte) (Recipe, error) {
 	}
 	if r.Renditions == nil {
 		r.Renditions = def.Renditions
+	}
+	if r.UnsupportedColorProfile == AssumeSRGB {
+		r.UnsupportedColorProfile = "" // the default: one behaviour, one recipe version
 	}
 	for i := range r.Renditions {
 		if r.Renditions[i].Mode == "" {
@@ -166,6 +180,11 @@ func (r Recipe) Validate() error {
 	}
 	if r.JPEGQuality < 1 || r.JPEGQuality > 100 {
 		bad("jpeg_quality", "%d: want 1-100", r.JPEGQuality)
+	}
+	switch r.UnsupportedColorProfile {
+	case "", AssumeSRGB, Quarantine:
+	default:
+		bad("unsupported_color_profile", "%q: want assume_srgb or quarantine", r.UnsupportedColorProfile)
 	}
 	w := r.Watermark
 	pinned := w.VersionID != "" || w.ETag != ""

@@ -47,14 +47,14 @@ func TestParseGood(t *testing.T) {
 
 func TestParseBadNamesEveryField(t *testing.T) {
 	_, err := recipe.Parse([]byte(`{"renditions":[{"name":"Big!","mode":"stretch","width":0,"height":99999,"format":"gif","quality":101},
-		{"name":"manifest","width":10,"height":10}],"jpeg_quality":0,
+		{"name":"manifest","width":10,"height":10}],"jpeg_quality":0,"unsupported_color_profile":"ignore",
 		"watermark":{"source":"http://x","position":"middle","opacity":0,"scale":2,"margin":-1,"min_width":-5}}`))
 	if err == nil {
 		t.Fatal("bad recipe accepted")
 	}
 	for _, field := range []string{"renditions[0].name", "renditions[0].mode", "renditions[0].width", "renditions[0].height",
 		"renditions[0].format", "renditions[0].quality", "renditions[1].name", "jpeg_quality", "watermark.source",
-		"watermark.position", "watermark.opacity", "watermark.scale", "watermark.margin", "watermark.min_width"} {
+		"watermark.position", "watermark.opacity", "watermark.scale", "watermark.margin", "watermark.min_width", "unsupported_color_profile"} {
 		if !strings.Contains(err.Error(), field+":") {
 			t.Errorf("error does not name %s:\n%v", field, err)
 		}
@@ -111,5 +111,28 @@ func TestWatermarkFromS3MustBePinned(t *testing.T) {
 		case c.bad != "" && (err == nil || !strings.Contains(err.Error(), c.bad)):
 			t.Errorf("%+v: error %v, want one naming %s", c, err, c.bad)
 		}
+	}
+}
+
+// The colour-profile policy: assume_srgb is the default, so stating it changes no recipe
+// version; quarantine does.
+func TestUnsupportedColorProfilePolicy(t *testing.T) {
+	def, err := recipe.Parse([]byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stated, err := recipe.Parse([]byte(`{"unsupported_color_profile":"assume_srgb"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict, err := recipe.Parse([]byte(`{"unsupported_color_profile":"quarantine"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Version() != stated.Version() || def.Version() == strict.Version() || strict.UnsupportedColorProfile != recipe.Quarantine {
+		t.Errorf("versions %s %s %s; policy %q", def.Version(), stated.Version(), strict.Version(), strict.UnsupportedColorProfile)
+	}
+	if def.Version() != recipe.Default().Version() {
+		t.Error("the default recipe's version changed")
 	}
 }

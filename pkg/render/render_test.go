@@ -24,6 +24,7 @@ import (
 	"github.com/disintegration/imaging"
 	xwebp "golang.org/x/image/webp"
 
+	"github.com/sluice-dev/sluice/pkg/icc/icctest"
 	"github.com/sluice-dev/sluice/pkg/media"
 	"github.com/sluice-dev/sluice/pkg/recipe"
 	"github.com/sluice-dev/sluice/pkg/workgroup"
@@ -596,5 +597,31 @@ func TestAWorkerPanicReachesTheCaller(t *testing.T) {
 	var worker *workgroup.Panic
 	if err, ok := p.Value.(error); !ok || !errors.As(err, &worker) {
 		t.Fatalf("raised %v, want a worker's panic raised again", p.Value)
+	}
+}
+
+// TestColorCost prints what colour management costs on the benchmark photo (make bench): the
+// whole job on the photo as it is (untagged: the sRGB path), with an sRGB profile embedded (the
+// same path: found, recognised, skipped), and with a Display P3 profile embedded (converted).
+func TestColorCost(t *testing.T) {
+	if os.Getenv("SLUICE_BENCH_PHOTO") == "" {
+		t.Skip("set SLUICE_BENCH_PHOTO (make bench does)")
+	}
+	data, err := os.ReadFile(os.Getenv("SLUICE_BENCH_PHOTO"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p3, err := os.ReadFile(filepath.Join("..", "icc", "testdata", "p3.icc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := float64(testing.Benchmark(func(b *testing.B) { benchJob(b, data, true) }).NsPerOp()) / 1e6
+	for _, c := range []struct {
+		name string
+		prof []byte
+	}{{"sRGB-tagged", icctest.SRGB()}, {"P3-tagged", p3}} {
+		tagged := icctest.JPEG(data, c.prof, 1<<15, 0)
+		ms := float64(testing.Benchmark(func(b *testing.B) { benchJob(b, tagged, true) }).NsPerOp()) / 1e6
+		fmt.Printf("colour: untagged job %.0f ms, %s %.0f ms (%+.1f %%)\n", base, c.name, ms, 100*(ms/base-1))
 	}
 }

@@ -1,0 +1,157 @@
+package media
+
+import (
+	"bytes"
+	"compress/zlib"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+
+	"github.com/sluice-dev/sluice/pkg/icc"
+)
+
+// Color is what Decode did with the source's colour description.
+type Color struct {
+	// Profile names the embedded ICC profile (its description), empty when the file has none or
+	// says sRGB.
+	Profile string `json:"profile,omitempty"`
+	// Converted: the pixels were converted from Profile to sRGB.
+	Converted bool `json:"converted,omitempty"`
+	// Unsupported says why an embedded profile could not be evaluated; the pixels were then
+	// taken as sRGB, as before colour management (the recipe may quarantine such files instead).
+	Unsupported string `json:"unsupported,omitempty"`
+}
+
+// toSRGB converts img from the colour space the file states to sRGB. An untagged or sRGB file
+// comes back untouched (the same pixels, no cost beyond finding its profile).
+func toSRGB(f Format, data []byte, img image.Image) (image.Image, Color) {
+	raw, err := embeddedProfile(f, data)
+	if err != nil {
+		return img, Color{Unsupported: err.Error()}
+	}
+	if raw == nil {
+		return img, Color{}
+	}
+	p, err := icc.Parse(raw)
+	if err != nil {
+		return img, Color{Unsupported: err.Error()}
+	}
+	if p.IsSRGB() {
+		return img, Color{}
+	}
+	c := Color{Profile: p.Description}
+	t, err := icc.NewTransform(p)
+	if err != nil {
+		c.Unsupported = err.Error()
+		return img, c
+	}
+	c.Converted = true
+	return t.Image(img), c
+}
+
+// embeddedProfile is the ICC profile a file embeds (nil for none, or for PNG's sRGB chunk):
+// JPEG APP2 ICC_PROFILE segments (joined in order), PNG iCCP, WebP ICCP. A profile that is
+// present but cannot be read is an error.
+func embeddedProfile(f Format, data []byte) ([]byte, error) {
+	switch f {
+	case JPEG:
+		return jpegProfile(data)
+	case PNG:
+		if pngChunk(data, "sRGB") != nil {
+			return nil, nil
+		}
+		return pngProfile(pngChunk(data, "iCCP"))
+	case WebP:
+		return riffChunk(data, "ICCP"), nil
+	}
+	return nil, nil
+}
+
+// jpegProfile joins the APP2 ICC_PROFILE segments before the first scan (ICC.1 annex B.4: each
+// holds its sequence number and the count, both from 1).
+func jpegProfile(data []byte) ([]byte, error) {
+	const tag = "ICC_PROFILE\x00"
+	var parts [][]byte
+	for at := 2; at+4 <= len(data) && data[at] == 0xFF; {
+		m := data[at+1]
+		switch {
+		case m == 0xFF: // fill byte
+			at++
+			continue
+		case m == 0xDA || m == 0xD9: // start of scan, end of image
+			return joinParts(parts)
+		case m == 0x01 || (m >= 0xD0 && m <= 0xD8): // no length
+			at += 2
+			continue
+		}
+		n := int(binary.BigEndian.Uint16(data[at+2:]))
+		if n < 2 || at+2+n > len(data) {
+			break
+		}
+		seg := data[at+4 : at+2+n]
+		if m == 0xE2 && len(seg) > len(tag)+2 && string(seg[:len(tag)]) == tag {
+			seq, count := int(seg[len(tag)]), int(seg[len(tag)+1])
+			if seq < 1 || seq > count {
+				return nil, fmt.Errorf("ICC profile segment %d of %d", seq, count)
+			}
+			if parts == nil {
+				parts = make([][]byte, count)
+			}
+			if count != len(parts) || parts[seq-1] != nil {
+				return nil, errors.New("ICC profile segments disagree on their count or repeat")
+			}
+			parts[seq-1] = seg[len(tag)+2:]
+		}
+		at += 2 + n
+	}
+	return joinParts(parts)
+}
+
+func joinParts(parts [][]byte) ([]byte, error) {
+	var b []byte
+	for i, p := range parts {
+		if p == nil {
+			return nil, fmt.Errorf("ICC profile segment %d of %d is missing", i+1, len(parts))
+		}
+		b = append(b, p...)
+	}
+	return b, nil
+}
+
+// pngProfile inflates an iCCP chunk (name, NUL, method 0, zlib data), at most icc.MaxSize.
+func pngProfile(chunk []byte) ([]byte, error) {
+	if chunk == nil {
+		return nil, nil
+	}
+	i := bytes.IndexByte(chunk, 0)
+	if i < 1 || i > 79 || i+2 > len(chunk) || chunk[i+1] != 0 {
+		return nil, errors.New("iCCP chunk: bad name or compression method")
+	}
+	z, err := zlib.NewReader(bytes.NewReader(chunk[i+2:]))
+	if err != nil {
+		return nil, fmt.Errorf("iCCP chunk: %w", err)
+	}
+	b, err := io.ReadAll(io.LimitReader(z, icc.MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("iCCP chunk: %w", err)
+	}
+	return b, nil
+}
+
+// riffChunk is the data of the first top-level chunk of type typ in a RIFF file (WebP), or nil.
+func riffChunk(data []byte, typ string) []byte {
+	for at := 12; at+8 <= len(data); {
+		n := int64(binary.LittleEndian.Uint32(data[at+4:]))
+		end := int64(at) + 8 + n
+		if end > int64(len(data)) {
+			return nil
+		}
+		if string(data[at:at+4]) == typ {
+			return data[at+8 : end]
+		}
+		at = int(end + n%2) // chunks are padded to even sizes
+	}
+	return nil
+}

@@ -1,0 +1,57 @@
+package processor_test
+
+import (
+	"bytes"
+	"context"
+	"image/jpeg"
+	"os"
+	"testing"
+
+	"github.com/sluice-dev/sluice/pkg/icc/icctest"
+	"github.com/sluice-dev/sluice/pkg/media"
+	"github.com/sluice-dev/sluice/pkg/processor"
+	"github.com/sluice-dev/sluice/pkg/recipe"
+)
+
+// A Display P3 photo is converted, and its manifest says from what; a file whose profile
+// cannot be evaluated is rendered as sRGB and its manifest says so, or, when the recipe asks,
+// it is quarantined as unsupported_color_profile.
+func TestColourProfilesThroughTheProcessor(t *testing.T) {
+	p3, err := os.ReadFile("../media/testdata/color/p3.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lut := icctest.JPEG(grayJPEG(t, 300, 200), icctest.LUT(), 1<<15, 0)
+
+	r := newRig(t, nil)
+	r.upload(t, "uploads/p3.jpg", p3, nil)
+	r.upload(t, "uploads/lut.jpg", lut, nil)
+	for key, want := range map[string]media.Color{
+		"uploads/p3.jpg":  {Profile: "sP3C", Converted: true},
+		"uploads/lut.jpg": {Profile: "LUT RGB"},
+	} {
+		res := r.proc.Process(context.Background(), "req-colour", r.event(key))
+		if res.Outcome != processor.Succeeded {
+			t.Fatalf("%s: %s %s %v", key, res.Outcome, res.Detail, res.Err)
+		}
+		m, err := processor.ReadManifest(r.get(t, r.output, r.proc.Keys().Manifest(key)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := m.Source.Color
+		if c == nil || c.Profile != want.Profile || c.Converted != want.Converted || (c.Unsupported == "") != want.Converted {
+			t.Errorf("%s: manifest colour %+v, want %+v (with a reason when not converted)", key, c, want)
+		}
+		// The renditions are sRGB JPEGs whatever the source was.
+		if _, err := jpeg.Decode(bytes.NewReader(r.get(t, r.output, r.rendition(t, key, "thumb")))); err != nil {
+			t.Errorf("%s: thumb: %v", key, err)
+		}
+	}
+
+	strict := newRig(t, func(c *processor.Config) { c.Recipe.UnsupportedColorProfile = recipe.Quarantine })
+	strict.upload(t, "uploads/lut.jpg", lut, nil)
+	res := strict.proc.Process(context.Background(), "req-colour", strict.event("uploads/lut.jpg"))
+	if res.Outcome != processor.Quarantined || res.Reason != "unsupported_color_profile" {
+		t.Errorf("strict recipe: %s %q (%s), want quarantined as unsupported_color_profile", res.Outcome, res.Reason, res.Detail)
+	}
+}
