@@ -227,3 +227,86 @@ func description(t []byte) string {
 	}
 	return ""
 }
+
+// FromCICP describes, as a matrix/TRC profile, the colour space that ITU-T H.273 code points
+// name (a HEIF nclx colour box): primaries 1 (BT.709/sRGB), 9 (BT.2020) or 12 (Display P3), all
+// with a D65 white, adapted to D50 as ICC profiles are (Bradford); transfer 13 (sRGB), 1, 6, 14
+// and 15 (BT.709's), 8 (linear), 4 and 5 (gamma 2.2, 2.8). Unspecified (2) means sRGB's; HDR
+// transfers (PQ, HLG) and other primaries are ErrUnsupported.
+func FromCICP(primaries, transfer uint16) (*Profile, error) {
+	prim, ok := cicpPrimaries[primaries]
+	if !ok {
+		return nil, fmt.Errorf("%w: colour primaries %d (ITU-T H.273)", ErrUnsupported, primaries)
+	}
+	trc, ok := cicpTransfer[transfer]
+	if !ok {
+		return nil, fmt.Errorf("%w: transfer characteristics %d (ITU-T H.273)", ErrUnsupported, transfer)
+	}
+	p := &Profile{Class: "mntr", ColorSpace: "RGB ", PCS: "XYZ ", Version: 4, Matrix: true,
+		Description: fmt.Sprintf("nclx primaries %d, transfer %d", primaries, transfer)}
+	p.XYZ = colorantsD50(prim)
+	p.TRC = [3]Curve{trc, trc, trc}
+	return p, nil
+}
+
+// cicpPrimaries are the chromaticities (x, y) of red, green, blue and white.
+var cicpPrimaries = map[uint16][4][2]float64{
+	1:  {{0.640, 0.330}, {0.300, 0.600}, {0.150, 0.060}, {0.3127, 0.3290}},
+	2:  {{0.640, 0.330}, {0.300, 0.600}, {0.150, 0.060}, {0.3127, 0.3290}},
+	9:  {{0.708, 0.292}, {0.170, 0.797}, {0.131, 0.046}, {0.3127, 0.3290}},
+	12: {{0.680, 0.320}, {0.265, 0.690}, {0.150, 0.060}, {0.3127, 0.3290}},
+}
+
+var (
+	srgbCurve    = Curve{Kind: 3, Params: []float64{2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045}}
+	bt709Curve   = Curve{Kind: 3, Params: []float64{1 / 0.45, 1 / 1.099, 0.099 / 1.099, 1 / 4.5, 0.081}}
+	cicpTransfer = map[uint16]Curve{
+		1: bt709Curve, 2: srgbCurve, 4: {Gamma: 2.2}, 5: {Gamma: 2.8}, 6: bt709Curve,
+		8: {Gamma: 1}, 13: srgbCurve, 14: bt709Curve, 15: bt709Curve,
+	}
+)
+
+// colorantsD50 computes the RGB → XYZ colorants of primaries (with their white) and adapts
+// them from that white to D50 with the Bradford transform.
+func colorantsD50(prim [4][2]float64) [3][3]float64 {
+	xyz := func(c [2]float64) [3]float64 { return [3]float64{c[0] / c[1], 1, (1 - c[0] - c[1]) / c[1]} }
+	var m [3][3]float64 // columns: the primaries' XYZ at Y = 1
+	for c := range 3 {
+		v := xyz(prim[c])
+		for k := range 3 {
+			m[k][c] = v[k]
+		}
+	}
+	inv, _ := invert(m)
+	w := xyz(prim[3])
+	var s [3]float64 // each primary's scale so that RGB (1,1,1) is the white
+	for i := range 3 {
+		s[i] = inv[i][0]*w[0] + inv[i][1]*w[1] + inv[i][2]*w[2]
+	}
+	bradford := [3][3]float64{{0.8951, 0.2664, -0.1614}, {-0.7502, 1.7135, 0.0367}, {0.0389, -0.0685, 1.0296}}
+	bInv, _ := invert(bradford)
+	d50 := [3]float64{0.9642, 1, 0.8249}
+	src, dst := mul(bradford, w), mul(bradford, d50)
+	var adapt [3][3]float64
+	for i := range 3 {
+		for j := range 3 {
+			for k := range 3 {
+				adapt[i][j] += bInv[i][k] * dst[k] / src[k] * bradford[k][j]
+			}
+		}
+	}
+	var out [3][3]float64
+	for c := range 3 {
+		col := [3]float64{m[0][c] * s[c], m[1][c] * s[c], m[2][c] * s[c]}
+		out[c] = mul(adapt, col)
+	}
+	return out
+}
+
+func mul(m [3][3]float64, v [3]float64) [3]float64 {
+	return [3]float64{
+		m[0][0]*v[0] + m[0][1]*v[1] + m[0][2]*v[2],
+		m[1][0]*v[0] + m[1][1]*v[1] + m[1][2]*v[2],
+		m[2][0]*v[0] + m[2][1]*v[1] + m[2][2]*v[2],
+	}
+}

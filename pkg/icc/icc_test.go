@@ -179,3 +179,38 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// HEIF's nclx code points become the profile they name: BT.709 primaries with sRGB's transfer
+// are sRGB; Display P3's (12, 13) convert as libvips' P3 ICC profile does; HDR transfers are
+// not supported.
+func TestFromCICP(t *testing.T) {
+	srgb, err := icc.FromCICP(1, 13)
+	if err != nil || !srgb.IsSRGB() {
+		t.Fatalf("BT.709 + sRGB transfer: %v, IsSRGB %v", err, srgb != nil && srgb.IsSRGB())
+	}
+	nclx, err := icc.FromCICP(12, 13)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof, err := icc.Parse(p3(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := icc.NewTransform(nclx)
+	b, _ := icc.NewTransform(prof)
+	for _, v := range [][3]uint8{{0, 255, 0}, {255, 0, 0}, {0, 0, 255}, {117, 251, 76}, {200, 120, 40}, {10, 20, 30}} {
+		r1, g1, b1 := a.RGB(v[0], v[1], v[2])
+		r2, g2, b2 := b.RGB(v[0], v[1], v[2])
+		for i, d := range []int{int(r1) - int(r2), int(g1) - int(g2), int(b1) - int(b2)} {
+			if d < -2 || d > 2 { // the profile's colorants are rounded to s15.16; near 0 sRGB's curve is steep
+				t.Errorf("%v: nclx P3 gives %v, the ICC profile %v (channel %d)", v, [3]uint8{r1, g1, b1}, [3]uint8{r2, g2, b2}, i)
+				break
+			}
+		}
+	}
+	for _, c := range [][2]uint16{{9, 16}, {9, 18}, {22, 13}} {
+		if _, err := icc.FromCICP(c[0], c[1]); err == nil {
+			t.Errorf("primaries %d, transfer %d accepted", c[0], c[1])
+		}
+	}
+}

@@ -227,6 +227,7 @@ func decode(f Format, data []byte, need Need) (Decoded, error) {
 		fullRange(img)
 	case HEIC:
 		img, err = heic.Decode(bytes.NewReader(data)) // libheif applies the file's rotation and mirror
+		repairFreedHead(img)
 	case AVIF:
 		img, err = avif.Decode(bytes.NewReader(data))
 	default:

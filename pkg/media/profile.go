@@ -27,18 +27,11 @@ type Color struct {
 // toSRGB converts img from the colour space the file states to sRGB. An untagged or sRGB file
 // comes back untouched (the same pixels, no cost beyond finding its profile).
 func toSRGB(f Format, data []byte, img image.Image) (image.Image, Color) {
-	raw, err := embeddedProfile(f, data)
-	if err != nil {
+	p, err := sourceProfile(f, data)
+	switch {
+	case err != nil:
 		return img, Color{Unsupported: err.Error()}
-	}
-	if raw == nil {
-		return img, Color{}
-	}
-	p, err := icc.Parse(raw)
-	if err != nil {
-		return img, Color{Unsupported: err.Error()}
-	}
-	if p.IsSRGB() {
+	case p == nil || p.IsSRGB():
 		return img, Color{}
 	}
 	c := Color{Profile: p.Description}
@@ -51,9 +44,35 @@ func toSRGB(f Format, data []byte, img image.Image) (image.Image, Color) {
 	return t.Image(img), c
 }
 
-// embeddedProfile is the ICC profile a file embeds (nil for none, or for PNG's sRGB chunk):
-// JPEG APP2 ICC_PROFILE segments (joined in order), PNG iCCP, WebP ICCP. A profile that is
-// present but cannot be read is an error.
+// sourceProfile is the colour description a file states, as a profile: an embedded ICC
+// profile, or a HEIF file's nclx code points; nil for none (or PNG's sRGB chunk).
+func sourceProfile(f Format, data []byte) (*icc.Profile, error) {
+	var raw []byte
+	var err error
+	switch f {
+	case HEIC, AVIF:
+		var c heifColour
+		if c, err = readHEIFColour(data); err != nil {
+			return nil, fmt.Errorf("colr: %w", err)
+		}
+		if c.nclx != nil {
+			return icc.FromCICP(c.nclx.primaries, c.nclx.transfer)
+		}
+		raw = c.icc
+	default:
+		if raw, err = embeddedProfile(f, data); err != nil {
+			return nil, err
+		}
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	return icc.Parse(raw)
+}
+
+// embeddedProfile is the ICC profile a JPEG, PNG or WebP embeds (nil for none, or for PNG's
+// sRGB chunk): JPEG APP2 ICC_PROFILE segments (joined in order), PNG iCCP, WebP ICCP. A profile
+// that is present but cannot be read is an error.
 func embeddedProfile(f Format, data []byte) ([]byte, error) {
 	switch f {
 	case JPEG:
