@@ -62,3 +62,28 @@ func FuzzOrientation(f *testing.F) {
 		}
 	})
 }
+
+// A TIFF's ICC profile is the bytes tag 34675 points at; a count past the end is no profile.
+func TestICCProfile(t *testing.T) {
+	prof := []byte("0123456789 profile bytes")
+	b := ifd0(binary.LittleEndian, [4]uint32{0x0112, 3, 1, 1})
+	// A second entry by hand: tag 34675, UNDEFINED, count, offset (the profile follows).
+	entry := binary.LittleEndian.AppendUint16(nil, 34675)
+	entry = binary.LittleEndian.AppendUint16(entry, 7)
+	entry = binary.LittleEndian.AppendUint32(entry, uint32(len(prof)))
+	off := len(b) + 12
+	entry = binary.LittleEndian.AppendUint32(entry, uint32(off))
+	b[8] = 2 // two entries
+	b = append(append(b[:len(b)-4], entry...), 0, 0, 0, 0)
+	b = append(b[:off], prof...)
+	if got := ICCProfile(b); string(got) != string(prof) {
+		t.Errorf("profile %q, want %q", got, prof)
+	}
+	binary.LittleEndian.PutUint32(b[8+2+12+4:], 1<<20) // the count, now past the end
+	if got := ICCProfile(b); got != nil {
+		t.Errorf("a count past the end gave %q", got)
+	}
+	if got := ICCProfile(ifd0(binary.BigEndian, [4]uint32{0x0112, 3, 1, 6})); got != nil {
+		t.Errorf("no tag gave %q", got)
+	}
+}

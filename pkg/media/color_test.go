@@ -25,6 +25,7 @@ func TestTaggedSourcesMatchLittleCMS(t *testing.T) {
 		{"p3.webp", "sP3C"},
 		{"p3.heic", "sP3C"},
 		{"p3.avif", "sP3C"},
+		{"p3.tif", "sP3C"},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join("testdata", "color", c.file))

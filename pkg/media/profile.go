@@ -9,6 +9,7 @@ import (
 	"image"
 	"io"
 
+	"github.com/sluice-dev/sluice/pkg/exif"
 	"github.com/sluice-dev/sluice/pkg/icc"
 )
 
@@ -70,9 +71,9 @@ func sourceProfile(f Format, data []byte) (*icc.Profile, error) {
 	return icc.Parse(raw)
 }
 
-// embeddedProfile is the ICC profile a JPEG, PNG or WebP embeds (nil for none, or for PNG's
-// sRGB chunk): JPEG APP2 ICC_PROFILE segments (joined in order), PNG iCCP, WebP ICCP. A profile
-// that is present but cannot be read is an error.
+// embeddedProfile is the ICC profile a JPEG, PNG, WebP or TIFF embeds (nil for none, or for
+// PNG's sRGB chunk): JPEG APP2 ICC_PROFILE segments (joined in order), PNG iCCP, WebP ICCP, TIFF
+// tag 34675. A profile that is present but cannot be read is an error.
 func embeddedProfile(f Format, data []byte) ([]byte, error) {
 	switch f {
 	case JPEG:
@@ -84,6 +85,8 @@ func embeddedProfile(f Format, data []byte) ([]byte, error) {
 		return pngProfile(pngChunk(data, "iCCP"))
 	case WebP:
 		return riffChunk(data, "ICCP"), nil
+	case TIFF:
+		return exif.ICCProfile(data), nil
 	}
 	return nil, nil
 }
@@ -157,20 +160,4 @@ func pngProfile(chunk []byte) ([]byte, error) {
 		return nil, fmt.Errorf("iCCP chunk: %w", err)
 	}
 	return b, nil
-}
-
-// riffChunk is the data of the first top-level chunk of type typ in a RIFF file (WebP), or nil.
-func riffChunk(data []byte, typ string) []byte {
-	for at := 12; at+8 <= len(data); {
-		n := int64(binary.LittleEndian.Uint32(data[at+4:]))
-		end := int64(at) + 8 + n
-		if end > int64(len(data)) {
-			return nil
-		}
-		if string(data[at:at+4]) == typ {
-			return data[at+8 : end]
-		}
-		at = int(end + n%2) // chunks are padded to even sizes
-	}
-	return nil
 }
