@@ -223,8 +223,7 @@ func decode(f Format, data []byte, need Need) (Decoded, error) {
 	)
 	switch f {
 	case WebP:
-		img, err = xwebp.Decode(bytes.NewReader(data)) // WebP carries no EXIF orientation here
-		fullRange(img)
+		img, err = decodeWebP(data) // an animation's first frame; WebP carries no EXIF orientation here
 	case HEIC:
 		img, err = heic.Decode(bytes.NewReader(data)) // libheif applies the file's rotation and mirror
 		repairFreedHead(img)

@@ -88,3 +88,54 @@ func abs(v int) int {
 	}
 	return v
 }
+
+// An animated WebP is a valid image: its first frame is decoded (as libwebp decodes that frame
+// alone: webpmux -get frame 1, then dwebp), not quarantined as corrupt; a first frame smaller
+// than the canvas sits at its offset on a transparent canvas.
+func TestAnimatedWebPGivesItsFirstFrame(t *testing.T) {
+	for _, name := range []string{"anim-lossy", "anim-lossless"} {
+		data, err := os.ReadFile(filepath.Join("testdata", "webp", name+".webp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := media.Inspect(data, lim); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		d, err := media.Decode(data, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		ref := readPNG(t, filepath.Join("testdata", "webp", name+".webp.ref.png"))
+		if d.Image.Bounds() != ref.Bounds() {
+			t.Fatalf("%s: %v, want %v", name, d.Image.Bounds(), ref.Bounds())
+		}
+		worst := 0
+		for y := range ref.Bounds().Dy() {
+			for x := range ref.Bounds().Dx() {
+				r1, g1, b1, _ := d.Image.At(x, y).RGBA()
+				r2, g2, b2, _ := ref.At(x, y).RGBA()
+				worst = max(worst, abs(int(r1>>8)-int(r2>>8)), abs(int(g1>>8)-int(g2>>8)), abs(int(b1>>8)-int(b2>>8)))
+			}
+		}
+		if worst > 2 {
+			t.Errorf("%s: first frame differs from libwebp's by up to %d", name, worst)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join("testdata", "webp", "anim-offset.webp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := media.Decode(data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Image.Bounds().Size() != image.Pt(96, 66) {
+		t.Fatalf("canvas %v, want 96×66", d.Image.Bounds())
+	}
+	if _, _, _, a := d.Image.At(5, 5).RGBA(); a != 0 {
+		t.Errorf("outside the first frame the canvas is not transparent (alpha %d)", a)
+	}
+	if _, _, _, a := d.Image.At(30, 25).RGBA(); a != 0xffff {
+		t.Errorf("inside the first frame (at 10,10, 48×33) the canvas is not opaque (alpha %d)", a)
+	}
+}
