@@ -7,6 +7,7 @@ package media
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"image"
 	_ "image/gif"  // decoder registration
 	_ "image/jpeg" // decoder registration
@@ -15,8 +16,8 @@ import (
 	"github.com/disintegration/imaging"
 	"github.com/gen2brain/avif"
 	"github.com/gen2brain/heic"
-	_ "golang.org/x/image/bmp"  // decoder registration
-	_ "golang.org/x/image/tiff" // decoder registration
+	_ "golang.org/x/image/bmp" // decoder registration
+	"golang.org/x/image/tiff"
 	xwebp "golang.org/x/image/webp"
 
 	"github.com/sluice-dev/sluice/pkg/failure"
@@ -140,6 +141,12 @@ func Inspect(data []byte, lim Limits) (Info, error) {
 		return Info{}, failure.Permanent(failure.UnsupportedType,
 			"the content is not a JPEG, PNG, GIF, BMP, TIFF, WebP, HEIC or AVIF image (first bytes % x)", data[:min(len(data), 8)])
 	}
+	if format == JPEG {
+		if why := jpegUnsupported(data); why != "" {
+			return Info{Format: format}, failure.Permanent(failure.UnsupportedType,
+				"the JPEG is valid but uses %s, which sluice does not decode", why)
+		}
+	}
 	cfg, name, err := decodeConfig(format, data)
 	if err != nil {
 		return Info{Format: format}, failure.PermanentWrap(failure.Corrupt, err, "the %s header cannot be read", format)
@@ -231,6 +238,10 @@ func decode(f Format, data []byte, need Need) (Decoded, error) {
 		img, err = avif.Decode(bytes.NewReader(data))
 	default:
 		img, err = imaging.Decode(bytes.NewReader(data), imaging.AutoOrientation(true)) // a JPEG's APP1
+	}
+	var unsupported tiff.UnsupportedError
+	if errors.As(err, &unsupported) {
+		return Decoded{}, failure.PermanentWrap(failure.UnsupportedType, err, "the TIFF is valid but uses a feature sluice does not decode (%s)", string(unsupported))
 	}
 	if err != nil {
 		return Decoded{}, failure.PermanentWrap(failure.Corrupt, err, "the image data cannot be decoded")

@@ -3,7 +3,6 @@ package media
 import (
 	"bytes"
 	"compress/zlib"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
@@ -96,37 +95,29 @@ func embeddedProfile(f Format, data []byte) ([]byte, error) {
 func jpegProfile(data []byte) ([]byte, error) {
 	const tag = "ICC_PROFILE\x00"
 	var parts [][]byte
-	for at := 2; at+4 <= len(data) && data[at] == 0xFF; {
-		m := data[at+1]
+	var err error
+	jpegSegments(data, func(m byte, seg []byte) bool {
+		if m != 0xE2 || len(seg) <= len(tag)+2 || string(seg[:len(tag)]) != tag {
+			return true
+		}
+		seq, count := int(seg[len(tag)]), int(seg[len(tag)+1])
 		switch {
-		case m == 0xFF: // fill byte
-			at++
-			continue
-		case m == 0xDA || m == 0xD9: // start of scan, end of image
-			return joinParts(parts)
-		case m == 0x01 || (m >= 0xD0 && m <= 0xD8): // no length
-			at += 2
-			continue
+		case seq < 1 || seq > count:
+			err = fmt.Errorf("ICC profile segment %d of %d", seq, count)
+		case parts == nil:
+			parts = make([][]byte, count)
 		}
-		n := int(binary.BigEndian.Uint16(data[at+2:]))
-		if n < 2 || at+2+n > len(data) {
-			break
+		if err == nil && (count != len(parts) || parts[seq-1] != nil) {
+			err = errors.New("ICC profile segments disagree on their count or repeat")
 		}
-		seg := data[at+4 : at+2+n]
-		if m == 0xE2 && len(seg) > len(tag)+2 && string(seg[:len(tag)]) == tag {
-			seq, count := int(seg[len(tag)]), int(seg[len(tag)+1])
-			if seq < 1 || seq > count {
-				return nil, fmt.Errorf("ICC profile segment %d of %d", seq, count)
-			}
-			if parts == nil {
-				parts = make([][]byte, count)
-			}
-			if count != len(parts) || parts[seq-1] != nil {
-				return nil, errors.New("ICC profile segments disagree on their count or repeat")
-			}
-			parts[seq-1] = seg[len(tag)+2:]
+		if err != nil {
+			return false
 		}
-		at += 2 + n
+		parts[seq-1] = seg[len(tag)+2:]
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
 	return joinParts(parts)
 }
