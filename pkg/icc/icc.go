@@ -32,6 +32,10 @@ type Profile struct {
 	Matrix bool
 	XYZ    [3][3]float64 // XYZ[c] is colorant c (r, g, b)
 	TRC    [3]Curve
+
+	// For a CMYK profile: its device → PCS table (A2B1, else A2B0), or why it could not be read.
+	lut    *lut
+	lutErr error
 }
 
 // Curve is a tone curve, device value → linear, on [0, 1].
@@ -66,6 +70,22 @@ func Parse(b []byte) (*Profile, error) {
 	}
 	if d, ok := tags["desc"]; ok {
 		p.Description = description(d)
+	}
+	if p.ColorSpace == "CMYK" {
+		// Relative colorimetric, as for RGB: A2B1, or A2B0 where there is no A2B1 (ICC.1 8.4.2).
+		t, ok := tags["A2B1"]
+		if !ok {
+			t, ok = tags["A2B0"]
+		}
+		if ok {
+			p.lut, p.lutErr = parseLUT(t, p.PCS == "Lab ")
+		} else {
+			p.lutErr = errors.New("icc: a CMYK profile without an A2B0 or A2B1 table")
+		}
+		if p.lut != nil && p.lut.in != 4 {
+			p.lut, p.lutErr = nil, fmt.Errorf("icc: a CMYK profile whose A2B0 takes %d channels", p.lut.in)
+		}
+		return p, nil
 	}
 	if p.ColorSpace != "RGB " || p.PCS != "XYZ " {
 		return p, nil

@@ -1,6 +1,7 @@
 package icc_test
 
 import (
+	"image"
 	"math"
 	"os"
 	"strings"
@@ -168,6 +169,10 @@ func TestNonFiniteCurveIsUnsupported(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add(icctest.SRGB())
 	f.Add(p3(f))
+	f.Add(icctest.CMYK())
+	f.Add(icctest.CMYKv4())
+	cmyk := image.NewCMYK(image.Rect(0, 0, 2, 1))
+	copy(cmyk.Pix, []byte{0, 64, 128, 255, 255, 255, 255, 255})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := icc.Parse(b)
 		if err != nil {
@@ -176,6 +181,7 @@ func FuzzParse(f *testing.F) {
 		_ = p.IsSRGB()
 		if tr, err := icc.NewTransform(p); err == nil {
 			tr.RGB(0, 128, 255)
+			_, _ = tr.Image(cmyk)
 		}
 	})
 }
@@ -211,6 +217,49 @@ func TestFromCICP(t *testing.T) {
 	for _, c := range [][2]uint16{{9, 16}, {9, 18}, {22, 13}} {
 		if _, err := icc.FromCICP(c[0], c[1]); err == nil {
 			t.Errorf("primaries %d, transfer %d accepted", c[0], c[1])
+		}
+	}
+}
+
+// A CMYK profile's table, as lut16 (v2, legacy Lab encoding) or lutAtoB (v4: curves, matrix,
+// CLUT, v4 Lab encoding), converts alike: the same press, the same sRGB within a level; both
+// as LittleCMS converts the v2 one (transicc -t1 -i test-cmyk.icc -o*sRGB, rounded).
+func TestCMYKTables(t *testing.T) {
+	var tr [2]*icc.Transform
+	for i, b := range [][]byte{icctest.CMYK(), icctest.CMYKv4()} {
+		p, err := icc.Parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr[i], err = icc.NewTransform(p); err != nil {
+			t.Fatalf("%q: %v", p.Description, err)
+		}
+	}
+	for _, c := range []struct {
+		cmyk [4]uint8
+		want [3]uint8
+	}{
+		{[4]uint8{0, 0, 0, 0}, [3]uint8{249, 249, 247}},
+		{[4]uint8{255, 0, 0, 0}, [3]uint8{78, 213, 238}},
+		{[4]uint8{0, 255, 0, 0}, [3]uint8{238, 95, 211}},
+		{[4]uint8{0, 0, 0, 255}, [3]uint8{87, 87, 94}},
+		{[4]uint8{128, 51, 0, 26}, [3]uint8{164, 194, 221}},
+	} {
+		img := image.NewCMYK(image.Rect(0, 0, 1, 1))
+		copy(img.Pix, c.cmyk[:])
+		for i, tr := range tr {
+			out, err := tr.Image(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, g, b, _ := out.At(0, 0).RGBA()
+			got := [3]uint8{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8)}
+			for k := range 3 {
+				if d := int(got[k]) - int(c.want[k]); d < -1 || d > 1 {
+					t.Errorf("table %d: CMYK %v → %v, LittleCMS %v", i, c.cmyk, got, c.want)
+					break
+				}
+			}
 		}
 	}
 }

@@ -76,27 +76,39 @@ func (p *Profile) IsSRGB() bool {
 // to linear light through the profile's curves (tables), to linear sRGB by one matrix (the
 // profile's colorants, then sRGB's inverse; both D50, so relative colorimetric, which is every
 // intent for such profiles), out-of-gamut values clipped, then sRGB's curve (a table).
+//
+// A CMYK profile's transform evaluates its A2B1 (or A2B0) table instead (device → PCS, by
+// multilinear interpolation), then PCS XYZ → linear sRGB → sRGB's curve.
 type Transform struct {
 	linear [3][256]float32
 	m      [3][3]float32
 	enc    *[encodeSteps + 1]uint8
+
+	lut     *lut          // a CMYK profile's
+	fromXYZ [3][3]float64 // PCS XYZ (D50) → linear sRGB
 }
 
-// NewTransform builds the conversion of p to sRGB; ErrUnsupported for a profile that is not
-// RGB matrix/TRC.
+// NewTransform builds the conversion of p to sRGB; ErrUnsupported for a profile that is neither
+// RGB matrix/TRC nor CMYK with an A2B1 or A2B0 table.
 func NewTransform(p *Profile) (*Transform, error) {
-	if !p.Matrix {
-		return nil, fmt.Errorf("%w: a %s %s profile without RGB colorants and tone curves", ErrUnsupported, strings.TrimSpace(p.ColorSpace), strings.TrimSpace(p.Class))
-	}
 	inv, ok := invert(columns(sRGBColorants))
 	if !ok {
 		panic("icc: sRGB's colorants are singular")
+	}
+	if p.ColorSpace == "CMYK" {
+		if p.lut == nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnsupported, p.lutErr)
+		}
+		return &Transform{lut: p.lut, fromXYZ: inv, enc: encodeTable()}, nil
+	}
+	if !p.Matrix {
+		return nil, fmt.Errorf("%w: a %s %s profile without RGB colorants and tone curves", ErrUnsupported, strings.TrimSpace(p.ColorSpace), strings.TrimSpace(p.Class))
 	}
 	src := columns(p.XYZ)
 	if _, ok := invert(src); !ok {
 		return nil, fmt.Errorf("%w: the profile's colorants are singular", ErrUnsupported)
 	}
-	t := &Transform{enc: encodeTable()}
+	t := &Transform{enc: encodeTable(), fromXYZ: inv}
 	for i := range 3 {
 		for j := range 3 {
 			var s float64
@@ -166,15 +178,25 @@ func (t *Transform) encode(l float32) uint8 {
 
 // Image converts img to sRGB. A Y'CbCr image is converted in place and stays Y'CbCr with the
 // same subsampling (each chroma sample becomes the mean of the converted pixels that share
-// it), so it keeps the planar path; anything else comes back as NRGBA (alpha kept).
-func (t *Transform) Image(img image.Image) image.Image {
+// it), so it keeps the planar path; anything else comes back as NRGBA (alpha kept). A CMYK
+// profile's transform takes CMYK images only (ErrUnsupported otherwise).
+func (t *Transform) Image(img image.Image) (image.Image, error) {
+	if t.lut != nil {
+		m, ok := img.(*image.CMYK)
+		if !ok {
+			return nil, fmt.Errorf("%w: a CMYK profile on a %T image", ErrUnsupported, img)
+		}
+		return t.cmyk(m), nil
+	}
 	switch m := img.(type) {
 	case *image.YCbCr:
 		t.yCbCr(m)
-		return m
+		return m, nil
 	case *image.NYCbCrA:
 		t.yCbCr(&m.YCbCr)
-		return m
+		return m, nil
+	case *image.CMYK:
+		return nil, fmt.Errorf("%w: an RGB profile on a CMYK image", ErrUnsupported)
 	}
 	n, ok := img.(*image.NRGBA)
 	if !ok {
@@ -187,7 +209,51 @@ func (t *Transform) Image(img image.Image) image.Image {
 			row[i], row[i+1], row[i+2] = t.RGB(row[i], row[i+1], row[i+2])
 		}
 	}
-	return n
+	return n, nil
+}
+
+// cmyk converts a CMYK image (0 is no ink) through the profile's table, in parallel bands of
+// rows; each band remembers the colours it has converted (flat areas repeat them).
+func (t *Transform) cmyk(m *image.CMYK) *image.NRGBA {
+	out := image.NewNRGBA(m.Rect)
+	h := max(1, m.Rect.Dy()/runtime.GOMAXPROCS(0))
+	var wg workgroup.Group
+	for y0 := 0; y0 < m.Rect.Dy(); y0 += h {
+		lo, hi := y0, min(y0+h, m.Rect.Dy())
+		wg.Go(func() {
+			seen := make(map[uint32][3]uint8)
+			dev, scratch := make([]float64, 4), make([]float64, 8)
+			for y := lo; y < hi; y++ {
+				src := m.Pix[y*m.Stride : y*m.Stride+4*m.Rect.Dx()]
+				dst := out.Pix[y*out.Stride : y*out.Stride+4*m.Rect.Dx()]
+				for i := 0; i < len(src); i += 4 {
+					key := uint32(src[i])<<24 | uint32(src[i+1])<<16 | uint32(src[i+2])<<8 | uint32(src[i+3])
+					rgb, ok := seen[key]
+					if !ok {
+						for c := range 4 {
+							dev[c] = float64(src[i+c]) / 255
+						}
+						rgb = t.fromPCS(t.lut.eval(dev, scratch))
+						if len(seen) < 1<<16 {
+							seen[key] = rgb
+						}
+					}
+					dst[i], dst[i+1], dst[i+2], dst[i+3] = rgb[0], rgb[1], rgb[2], 255
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// fromPCS encodes PCS XYZ (D50) as 8-bit sRGB, clipped.
+func (t *Transform) fromPCS(xyz [3]float64) [3]uint8 {
+	var rgb [3]uint8
+	for i := range 3 {
+		rgb[i] = t.encode(float32(t.fromXYZ[i][0]*xyz[0] + t.fromXYZ[i][1]*xyz[1] + t.fromXYZ[i][2]*xyz[2]))
+	}
+	return rgb
 }
 
 // yCbCr converts m in place, in horizontal bands run in parallel; a band's edges fall between

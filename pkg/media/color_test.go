@@ -14,9 +14,10 @@ import (
 	"github.com/sluice-dev/sluice/pkg/media"
 )
 
-// Files tagged with a wide-gamut profile come out as LittleCMS renders them to sRGB
+// Files tagged with a wide-gamut or CMYK profile come out as LittleCMS renders them to sRGB
 // (testdata/README.md: tificc, relative colorimetric): mean ΔE2000 ≤ 1.5 and 99th percentile
-// ≤ 3 over every pixel. Taken as sRGB, as before colour management, they are visibly dull.
+// ≤ 3 over every pixel. Taken as sRGB, as before colour management, they are visibly dull (a
+// CMYK one converted naively, over-saturated).
 func TestTaggedSourcesMatchLittleCMS(t *testing.T) {
 	for _, c := range []struct{ file, profile string }{
 		{"p3.jpg", "sP3C"},
@@ -26,6 +27,7 @@ func TestTaggedSourcesMatchLittleCMS(t *testing.T) {
 		{"p3.heic", "sP3C"},
 		{"p3.avif", "sP3C"},
 		{"p3.tif", "sP3C"},
+		{"cmyk.jpg", "sluice test CMYK"},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join("testdata", "color", c.file))
@@ -267,5 +269,35 @@ func TestHEIFFirstRowIsRepaired(t *testing.T) {
 				t.Errorf("%s: top row, x=%d: ΔE2000 %.1f (%v against %v)", file, x, e, d.Image.At(b.Min.X+x, b.Min.Y), ref.At(x, 0))
 			}
 		}
+	}
+}
+
+// A CMYK JPEG that also says it is rotated is converted through its profile and turned upright:
+// colour first (the profile applies to CMYK pixels), then orientation.
+func TestRotatedCMYKIsConvertedAndUpright(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "color", "cmyk.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exifSeg := []byte("Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06\x00\x00\x00\x00\x00\x00")
+	app1 := append([]byte{0xFF, 0xE1, byte((len(exifSeg) + 2) >> 8), byte(len(exifSeg) + 2)}, exifSeg...)
+	rotated := slices.Concat(data[:2], app1, data[2:])
+	d, err := media.Decode(rotated, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Color.Converted || d.Image.Bounds().Size() != image.Pt(176, 256) {
+		t.Fatalf("colour %+v, size %v; want converted and upright 176×256", d.Color, d.Image.Bounds().Size())
+	}
+	ref := readPNG(t, filepath.Join("testdata", "color", "cmyk.jpg.ref.png"))
+	// Orientation 6 turns the image 90° clockwise: upright (x, y) is stored (y, H−1−x).
+	worst := 0.0
+	for y := 0; y < 256; y += 7 {
+		for x := 0; x < 176; x += 7 {
+			worst = max(worst, ciede2000(lab(d.Image.At(x, y).RGBA()), lab(ref.At(y, 175-x).RGBA())))
+		}
+	}
+	if worst > 3 {
+		t.Errorf("against LittleCMS's rendering turned upright: worst ΔE2000 %.1f", worst)
 	}
 }

@@ -208,22 +208,27 @@ type Decoded struct {
 // decode's time and memory for large photos.
 func Decode(data []byte, need Need) (Decoded, error) {
 	f, _ := Sniff(data[:min(len(data), SniffLen)])
-	d, err := decode(f, data, need)
-	if err != nil {
-		return Decoded{}, err
-	}
-	d.Image, d.Color = toSRGB(f, data, d.Image)
-	return d, nil
-}
-
-func decode(f Format, data []byte, need Need) (Decoded, error) {
 	if f == JPEG {
-		if d, err := decodeJPEG(data, need); err == nil {
+		if d, err := decodeJPEG(data, need); err == nil { // upright already: the planes were turned
+			d.Image, d.Color = toSRGB(f, data, d.Image)
 			return d, nil
 		}
 		// Variants jpegscale leaves out (CMYK, arithmetic coding, 12-bit) and data it rejects
 		// go to the standard decoder, at full size, which has the last word on corruption.
 	}
+	img, err := decode(f, data)
+	if err != nil {
+		return Decoded{}, err
+	}
+	// Colour first: a CMYK profile applies to the CMYK pixels, which turning would convert.
+	img, c := toSRGB(f, data, img)
+	img = orient(img, fileOrientation(f, data))
+	b := img.Bounds()
+	return Decoded{Image: img, Width: b.Dx(), Height: b.Dy(), Color: c}, nil
+}
+
+// decode decodes at full size, as stored (not turned upright).
+func decode(f Format, data []byte) (image.Image, error) {
 	var (
 		img image.Image
 		err error
@@ -237,18 +242,16 @@ func decode(f Format, data []byte, need Need) (Decoded, error) {
 	case AVIF:
 		img, err = avif.Decode(bytes.NewReader(data))
 	default:
-		img, err = imaging.Decode(bytes.NewReader(data), imaging.AutoOrientation(true)) // a JPEG's APP1
+		img, err = imaging.Decode(bytes.NewReader(data))
 	}
 	var unsupported tiff.UnsupportedError
 	if errors.As(err, &unsupported) {
-		return Decoded{}, failure.PermanentWrap(failure.UnsupportedType, err, "the TIFF is valid but uses a feature sluice does not decode (%s)", string(unsupported))
+		return nil, failure.PermanentWrap(failure.UnsupportedType, err, "the TIFF is valid but uses a feature sluice does not decode (%s)", string(unsupported))
 	}
 	if err != nil {
-		return Decoded{}, failure.PermanentWrap(failure.Corrupt, err, "the image data cannot be decoded")
+		return nil, failure.PermanentWrap(failure.Corrupt, err, "the image data cannot be decoded")
 	}
-	img = orient(img, fileOrientation(f, data))
-	b := img.Bounds()
-	return Decoded{Image: img, Width: b.Dx(), Height: b.Dy()}, nil
+	return img, nil
 }
 
 func decodeJPEG(data []byte, need Need) (Decoded, error) {

@@ -1,16 +1,26 @@
 package media
 
 import (
+	"bytes"
 	"encoding/binary"
 
 	"github.com/sluice-dev/sluice/pkg/exif"
 )
 
-// fileOrientation is the EXIF orientation a PNG (its eXIf chunk) or a TIFF (tag 274 of its
-// first directory) states, as browsers and libvips apply it; 0 for none. A JPEG's comes from
-// its decoder.
+// fileOrientation is the EXIF orientation a JPEG (its APP1 Exif segment), a PNG (its eXIf chunk)
+// or a TIFF (tag 274 of its first directory) states, as browsers and libvips apply it; 0 for
+// none.
 func fileOrientation(f Format, data []byte) int {
 	switch f {
+	case JPEG:
+		o := 0
+		jpegSegments(data, func(m byte, seg []byte) bool {
+			if m == 0xE1 && bytes.HasPrefix(seg, []byte(exif.Prefix)) {
+				o = exif.Orientation(seg)
+			}
+			return o == 0
+		})
+		return o
 	case PNG:
 		return exif.Orientation(pngChunk(data, "eXIf"))
 	case TIFF:

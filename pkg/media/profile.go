@@ -40,8 +40,13 @@ func toSRGB(f Format, data []byte, img image.Image) (image.Image, Color) {
 		c.Unsupported = err.Error()
 		return img, c
 	}
+	out, err := t.Image(img)
+	if err != nil {
+		c.Unsupported = err.Error()
+		return img, c
+	}
 	c.Converted = true
-	return t.Image(img), c
+	return out, c
 }
 
 // sourceProfile is the colour description a file states, as a profile: an embedded ICC

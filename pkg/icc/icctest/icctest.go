@@ -122,3 +122,115 @@ func JPEG(jpg, prof []byte, size, skip int) []byte {
 func LUT() []byte {
 	return Profile("RGB ", "Lab ", map[string][]byte{"desc": Desc("LUT RGB"), "A2B0": []byte("mft2\x00\x00\x00\x00")})
 }
+
+// CMYK is a small CMYK printer profile (v2, PCS Lab, an A2B0 mft2 table of 9 points per
+// channel, identity curves) of a plausible press: each ink, after dot gain, absorbs part of
+// each of red, green and blue light (impure inks, as real ones are), the absorptions multiply,
+// and the reflected linear RGB goes to Lab (D50). Rendering its files as if CMYK were
+// complementary RGB (the naive conversion) comes out too saturated, as with real profiles.
+func CMYK() []byte {
+	const g = 9
+	b := []byte("mft2\x00\x00\x00\x00")
+	b = append(b, 4, 3, g, 0)
+	for i := range 9 { // the identity matrix (used only for XYZ input)
+		v := 0.0
+		if i%4 == 0 {
+			v = 1
+		}
+		b = append(b, s15(v)...)
+	}
+	b = binary.BigEndian.AppendUint16(b, 2)
+	b = binary.BigEndian.AppendUint16(b, 2)
+	for range 4 {
+		b = binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(b, 0), 0xFFFF)
+	}
+	for i := range g * g * g * g {
+		c, m, y, k := float64(i/(g*g*g))/(g-1), float64(i/(g*g)%g)/(g-1), float64(i/g%g)/(g-1), float64(i%g)/(g-1)
+		L, A, B := labOfLinear(press(c, m, y, k))
+		for _, v := range []float64{L * 652.8, (A + 128) * 256, (B + 128) * 256} {
+			b = binary.BigEndian.AppendUint16(b, uint16(math.Round(min(max(v, 0), 65535))))
+		}
+	}
+	for range 3 {
+		b = binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(b, 0), 0xFFFF)
+	}
+	return Profile("CMYK", "Lab ", map[string][]byte{"desc": Desc("sluice test CMYK"), "A2B0": b})
+}
+
+// CMYKv4 is CMYK's press as a v4 profile: an A2B0 lutAtoBType (mAB) with identity A, M and B
+// curves, an identity matrix and a 16-bit CLUT of 9 points per channel, PCS Lab in v4 encoding.
+func CMYKv4() []byte {
+	const g = 9
+	identity := Para(0, 1)
+	pad := func(b []byte) []byte {
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+		return b
+	}
+	b := []byte("mAB \x00\x00\x00\x00")
+	b = append(b, 4, 3, 0, 0)
+	offsets := len(b)
+	b = append(b, make([]byte, 20)...) // B, matrix, M, CLUT, A offsets, set below
+	put := func(slot int) { binary.BigEndian.PutUint32(b[offsets+4*slot:], uint32(len(b))) }
+	put(0)
+	for range 3 {
+		b = pad(append(b, identity...))
+	}
+	put(1)
+	for i := range 12 {
+		v := 0.0
+		if i < 9 && i%4 == 0 {
+			v = 1
+		}
+		b = append(b, s15(v)...)
+	}
+	put(2)
+	for range 3 {
+		b = pad(append(b, identity...))
+	}
+	put(3)
+	grid := make([]byte, 16)
+	copy(grid, []byte{g, g, g, g})
+	b = append(append(b, grid...), 2, 0, 0, 0)
+	for i := range g * g * g * g {
+		c, m, y, k := float64(i/(g*g*g))/(g-1), float64(i/(g*g)%g)/(g-1), float64(i/g%g)/(g-1), float64(i%g)/(g-1)
+		L, A, B := labOfLinear(press(c, m, y, k))
+		for _, v := range []float64{L / 100 * 65535, (A + 128) / 255 * 65535, (B + 128) / 255 * 65535} {
+			b = binary.BigEndian.AppendUint16(b, uint16(math.Round(min(max(v, 0), 65535))))
+		}
+	}
+	b = pad(b)
+	put(4)
+	for range 4 {
+		b = pad(append(b, identity...))
+	}
+	p := Profile("CMYK", "Lab ", map[string][]byte{"desc": MLUC("sluice test CMYK v4"), "A2B0": b})
+	binary.BigEndian.PutUint32(p[8:], 0x04300000)
+	return p
+}
+
+// press is the linear RGB a sheet reflects under inks c, m, y, k (each in [0, 1]).
+func press(c, m, y, k float64) (r, g, b float64) {
+	absorb := [4][3]float64{{0.92, 0.30, 0.08}, {0.10, 0.88, 0.30}, {0.02, 0.08, 0.85}, {0.90, 0.90, 0.88}}
+	r, g, b = 0.95, 0.95, 0.93 // paper
+	for i, v := range []float64{c, m, y, k} {
+		d := 1 - math.Pow(1-v, 1.3) // dot gain
+		r, g, b = r*(1-absorb[i][0]*d), g*(1-absorb[i][1]*d), b*(1-absorb[i][2]*d)
+	}
+	return r, g, b
+}
+
+// labOfLinear is CIELAB (D50) of a linear sRGB colour (components in [0, 1]).
+func labOfLinear(R, G, Bl float64) (L, A, B float64) {
+	x := (0.4360747*R + 0.3850649*G + 0.1430804*Bl) / 0.9642
+	y := 0.2225045*R + 0.7168786*G + 0.0606169*Bl
+	z := (0.0139322*R + 0.0971045*G + 0.7141733*Bl) / 0.8249
+	f := func(t float64) float64 {
+		if t > 216.0/24389 {
+			return math.Cbrt(t)
+		}
+		return (24389.0/27*t + 16) / 116
+	}
+	return 116*f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))
+}
