@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"image"
 	"image/jpeg"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -42,125 +41,12 @@ func TestTaggedSourcesMatchLittleCMS(t *testing.T) {
 				t.Errorf("colour %+v, want converted from %q", d.Color, c.profile)
 			}
 			ref := readPNG(t, filepath.Join("testdata", "color", c.file+".ref.png"))
-			mean, p99 := deltaE(t, d.Image, ref)
+			mean, p99 := icctest.DeltaE(d.Image, ref)
 			t.Logf("against LittleCMS: mean ΔE2000 %.2f, p99 %.2f", mean, p99)
 			if mean > 1.5 || p99 > 3 {
 				t.Errorf("mean ΔE2000 %.2f (max 1.5), p99 %.2f (max 3)", mean, p99)
 			}
 		})
-	}
-}
-
-// deltaE compares two sRGB images pixel by pixel: the mean and the 99th percentile of ΔE2000.
-func deltaE(t *testing.T, a, b image.Image) (mean, p99 float64) {
-	t.Helper()
-	if a.Bounds().Size() != b.Bounds().Size() {
-		t.Fatalf("sizes %v and %v", a.Bounds(), b.Bounds())
-	}
-	ab, bb := a.Bounds(), b.Bounds()
-	var ds []float64
-	for y := range ab.Dy() {
-		for x := range ab.Dx() {
-			ds = append(ds, ciede2000(lab(a.At(ab.Min.X+x, ab.Min.Y+y).RGBA()), lab(b.At(bb.Min.X+x, bb.Min.Y+y).RGBA())))
-		}
-	}
-	slices.Sort(ds)
-	var sum float64
-	for _, d := range ds {
-		sum += d
-	}
-	return sum / float64(len(ds)), ds[len(ds)*99/100]
-}
-
-// lab is CIELAB (D65) of a 16-bit-per-channel sRGB colour.
-func lab(r, g, b, _ uint32) [3]float64 {
-	lin := func(v uint32) float64 {
-		c := float64(v) / 65535
-		if c <= 0.04045 {
-			return c / 12.92
-		}
-		return math.Pow((c+0.055)/1.055, 2.4)
-	}
-	R, G, B := lin(r), lin(g), lin(b)
-	X := (0.4124564*R + 0.3575761*G + 0.1804375*B) / 0.95047
-	Y := 0.2126729*R + 0.7151522*G + 0.0721750*B
-	Z := (0.0193339*R + 0.1191920*G + 0.9503041*B) / 1.08883
-	f := func(v float64) float64 {
-		if v > 216.0/24389 {
-			return math.Cbrt(v)
-		}
-		return (24389.0/27*v + 16) / 116
-	}
-	return [3]float64{116*f(Y) - 16, 500 * (f(X) - f(Y)), 200 * (f(Y) - f(Z))}
-}
-
-// ciede2000 is the CIEDE2000 colour difference (Sharma, Wu, Dalal 2005), kL = kC = kH = 1.
-func ciede2000(l1, l2 [3]float64) float64 {
-	rad, deg := math.Pi/180, 180/math.Pi
-	c1, c2 := math.Hypot(l1[1], l1[2]), math.Hypot(l2[1], l2[2])
-	cm := (c1 + c2) / 2
-	g := 0.5 * (1 - math.Sqrt(math.Pow(cm, 7)/(math.Pow(cm, 7)+math.Pow(25, 7))))
-	a1, a2 := (1+g)*l1[1], (1+g)*l2[1]
-	C1, C2 := math.Hypot(a1, l1[2]), math.Hypot(a2, l2[2])
-	hue := func(b, a float64) float64 {
-		if a == 0 && b == 0 {
-			return 0
-		}
-		h := math.Atan2(b, a) * deg
-		if h < 0 {
-			h += 360
-		}
-		return h
-	}
-	h1, h2 := hue(l1[2], a1), hue(l2[2], a2)
-	dL, dC := l2[0]-l1[0], C2-C1
-	dh := 0.0
-	if C1*C2 != 0 {
-		dh = h2 - h1
-		if dh > 180 {
-			dh -= 360
-		} else if dh < -180 {
-			dh += 360
-		}
-	}
-	dH := 2 * math.Sqrt(C1*C2) * math.Sin(dh/2*rad)
-	Lm, Cm := (l1[0]+l2[0])/2, (C1+C2)/2
-	hm := h1 + h2
-	if C1*C2 != 0 {
-		switch {
-		case math.Abs(h1-h2) <= 180:
-			hm /= 2
-		case h1+h2 < 360:
-			hm = (hm + 360) / 2
-		default:
-			hm = (hm - 360) / 2
-		}
-	}
-	T := 1 - 0.17*math.Cos((hm-30)*rad) + 0.24*math.Cos(2*hm*rad) + 0.32*math.Cos((3*hm+6)*rad) - 0.20*math.Cos((4*hm-63)*rad)
-	dTheta := 30 * math.Exp(-math.Pow((hm-275)/25, 2))
-	Rc := 2 * math.Sqrt(math.Pow(Cm, 7)/(math.Pow(Cm, 7)+math.Pow(25, 7)))
-	Sl := 1 + 0.015*math.Pow(Lm-50, 2)/math.Sqrt(20+math.Pow(Lm-50, 2))
-	Sc, Sh := 1+0.045*Cm, 1+0.015*Cm*T
-	Rt := -math.Sin(2*dTheta*rad) * Rc
-	return math.Sqrt(math.Pow(dL/Sl, 2) + math.Pow(dC/Sc, 2) + math.Pow(dH/Sh, 2) + Rt*(dC/Sc)*(dH/Sh))
-}
-
-// Sharma, Wu and Dalal's test pairs (Color Res. Appl. 30(1), 2005, table 1): the formula is
-// right before it judges anything.
-func TestCIEDE2000(t *testing.T) {
-	for _, c := range []struct {
-		a, b [3]float64
-		want float64
-	}{
-		{[3]float64{50, 2.6772, -79.7751}, [3]float64{50, 0, -82.7485}, 2.0425},
-		{[3]float64{50, -1.3802, -84.2814}, [3]float64{50, 0, -82.7485}, 1.0000},
-		{[3]float64{50, 2.5, 0}, [3]float64{73, 25, -18}, 27.1492},
-		{[3]float64{60.2574, -34.0099, 36.2677}, [3]float64{60.4626, -34.1751, 39.4387}, 1.2644},
-		{[3]float64{2.0776, 0.0795, -1.1350}, [3]float64{0.9033, -0.0636, -0.5514}, 0.9082},
-	} {
-		if got := ciede2000(c.a, c.b); math.Abs(got-c.want) > 1e-4 {
-			t.Errorf("ΔE2000(%v, %v) = %.4f, want %.4f", c.a, c.b, got, c.want)
-		}
 	}
 }
 
@@ -265,7 +151,7 @@ func TestHEIFFirstRowIsRepaired(t *testing.T) {
 			if x < 24 && file == "p3.heic" {
 				bound = 5
 			}
-			if e := ciede2000(lab(d.Image.At(b.Min.X+x, b.Min.Y).RGBA()), lab(ref.At(x, 0).RGBA())); e > bound {
+			if e := icctest.CIEDE2000(icctest.Lab(d.Image.At(b.Min.X+x, b.Min.Y).RGBA()), icctest.Lab(ref.At(x, 0).RGBA())); e > bound {
 				t.Errorf("%s: top row, x=%d: ΔE2000 %.1f (%v against %v)", file, x, e, d.Image.At(b.Min.X+x, b.Min.Y), ref.At(x, 0))
 			}
 		}
@@ -294,7 +180,7 @@ func TestRotatedCMYKIsConvertedAndUpright(t *testing.T) {
 	worst := 0.0
 	for y := 0; y < 256; y += 7 {
 		for x := 0; x < 176; x += 7 {
-			worst = max(worst, ciede2000(lab(d.Image.At(x, y).RGBA()), lab(ref.At(y, 175-x).RGBA())))
+			worst = max(worst, icctest.CIEDE2000(icctest.Lab(d.Image.At(x, y).RGBA()), icctest.Lab(ref.At(y, 175-x).RGBA())))
 		}
 	}
 	if worst > 3 {

@@ -223,14 +223,9 @@ func press(c, m, y, k float64) (r, g, b float64) {
 
 // labOfLinear is CIELAB (D50) of a linear sRGB colour (components in [0, 1]).
 func labOfLinear(R, G, Bl float64) (L, A, B float64) {
-	x := (0.4360747*R + 0.3850649*G + 0.1430804*Bl) / 0.9642
-	y := 0.2225045*R + 0.7168786*G + 0.0606169*Bl
-	z := (0.0139322*R + 0.0971045*G + 0.7141733*Bl) / 0.8249
-	f := func(t float64) float64 {
-		if t > 216.0/24389 {
-			return math.Cbrt(t)
-		}
-		return (24389.0/27*t + 16) / 116
-	}
-	return 116*f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))
+	lab := labOf(
+		(0.4360747*R+0.3850649*G+0.1430804*Bl)/0.9642,
+		0.2225045*R+0.7168786*G+0.0606169*Bl,
+		(0.0139322*R+0.0971045*G+0.7141733*Bl)/0.8249)
+	return lab[0], lab[1], lab[2]
 }
