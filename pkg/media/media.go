@@ -198,6 +198,9 @@ type Decoded struct {
 	Width, Height int
 	// Color is what was done with the file's colour description (converted to sRGB, or not).
 	Color Color
+	// ICC is the source's profile when it was kept (KeepProfile): the pixels are in its colour
+	// space, and each rendition must embed it (EmbedProfile).
+	ICC []byte
 }
 
 // Decode decodes an image that Inspect accepted, turns it upright per its EXIF orientation
@@ -206,11 +209,15 @@ type Decoded struct {
 // Metadata is not kept: only pixels come out. With need set, a JPEG is decoded at the largest
 // DCT reduction (1/2, 1/4 or 1/8) that still covers what need asks for, which saves most of the
 // decode's time and memory for large photos.
-func Decode(data []byte, need Need) (Decoded, error) {
+func Decode(data []byte, need Need, opts ...Option) (Decoded, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	f, _ := Sniff(data[:min(len(data), SniffLen)])
 	if f == JPEG {
 		if d, err := decodeJPEG(data, need); err == nil { // upright already: the planes were turned
-			d.Image, d.Color = toSRGB(f, data, d.Image)
+			d.Image, d.Color, d.ICC = toSRGB(f, data, d.Image, o)
 			return d, nil
 		}
 		// Variants jpegscale leaves out (CMYK, arithmetic coding, 12-bit) and data it rejects
@@ -221,10 +228,10 @@ func Decode(data []byte, need Need) (Decoded, error) {
 		return Decoded{}, err
 	}
 	// Colour first: a CMYK profile applies to the CMYK pixels, which turning would convert.
-	img, c := toSRGB(f, data, img)
+	img, c, kept := toSRGB(f, data, img, o)
 	img = orient(img, fileOrientation(f, data))
 	b := img.Bounds()
-	return Decoded{Image: img, Width: b.Dx(), Height: b.Dy(), Color: c}, nil
+	return Decoded{Image: img, Width: b.Dx(), Height: b.Dy(), Color: c, ICC: kept}, nil
 }
 
 // decode decodes at full size, as stored (not turned upright).

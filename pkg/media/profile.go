@@ -19,60 +19,81 @@ type Color struct {
 	Profile string `json:"profile,omitempty"`
 	// Converted: the pixels were converted from Profile to sRGB.
 	Converted bool `json:"converted,omitempty"`
+	// Kept: the pixels were left in Profile's colour space, which Decoded.ICC holds for the
+	// renditions to embed (KeepProfile).
+	Kept bool `json:"kept,omitempty"`
 	// Unsupported says why an embedded profile could not be evaluated; the pixels were then
 	// taken as sRGB, as before colour management (the recipe may quarantine such files instead).
 	Unsupported string `json:"unsupported,omitempty"`
 }
 
-// toSRGB converts img from the colour space the file states to sRGB. An untagged or sRGB file
-// comes back untouched (the same pixels, no cost beyond finding its profile).
-func toSRGB(f Format, data []byte, img image.Image) (image.Image, Color) {
-	p, err := sourceProfile(f, data)
+// Option changes what Decode does.
+type Option func(*options)
+
+type options struct{ keep bool }
+
+// KeepProfile leaves an RGB source in its own colour space and hands back its ICC profile
+// (Decoded.ICC) for the renditions, for wide-gamut displays. A CMYK source, or a HEIF file's
+// nclx description (no profile to embed), is converted all the same.
+func KeepProfile() Option { return func(o *options) { o.keep = true } }
+
+// toSRGB converts img from the colour space the file states to sRGB (or keeps it, with its
+// profile, under KeepProfile). An untagged or sRGB file comes back untouched (the same pixels,
+// no cost beyond finding its profile).
+func toSRGB(f Format, data []byte, img image.Image, o options) (image.Image, Color, []byte) {
+	p, raw, err := sourceProfile(f, data)
 	switch {
 	case err != nil:
-		return img, Color{Unsupported: err.Error()}
+		return img, Color{Unsupported: err.Error()}, nil
 	case p == nil || p.IsSRGB():
-		return img, Color{}
+		return img, Color{}, nil
 	}
 	c := Color{Profile: p.Description}
+	if o.keep && raw != nil && p.ColorSpace == "RGB " {
+		c.Kept = true
+		return img, c, raw
+	}
 	t, err := icc.NewTransform(p)
 	if err != nil {
 		c.Unsupported = err.Error()
-		return img, c
+		return img, c, nil
 	}
 	out, err := t.Image(img)
 	if err != nil {
 		c.Unsupported = err.Error()
-		return img, c
+		return img, c, nil
 	}
 	c.Converted = true
-	return out, c
+	return out, c, nil
 }
 
-// sourceProfile is the colour description a file states, as a profile: an embedded ICC
-// profile, or a HEIF file's nclx code points; nil for none (or PNG's sRGB chunk).
-func sourceProfile(f Format, data []byte) (*icc.Profile, error) {
+// sourceProfile is the colour description a file states, as a profile, and its ICC bytes when
+// it is one: an embedded ICC profile, or a HEIF file's nclx code points; nil for none (or PNG's
+// sRGB chunk).
+func sourceProfile(f Format, data []byte) (*icc.Profile, []byte, error) {
 	var raw []byte
 	var err error
 	switch f {
 	case HEIC, AVIF:
 		var c heifColour
 		if c, err = readHEIFColour(data); err != nil {
-			return nil, fmt.Errorf("colr: %w", err)
+			return nil, nil, fmt.Errorf("colr: %w", err)
 		}
 		if c.nclx != nil {
-			return icc.FromCICP(c.nclx.primaries, c.nclx.transfer)
+			p, err := icc.FromCICP(c.nclx.primaries, c.nclx.transfer)
+			return p, nil, err
 		}
 		raw = c.icc
 	default:
 		if raw, err = embeddedProfile(f, data); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if raw == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
-	return icc.Parse(raw)
+	p, err := icc.Parse(raw)
+	return p, raw, err
 }
 
 // embeddedProfile is the ICC profile a JPEG, PNG, WebP or TIFF embeds (nil for none, or for

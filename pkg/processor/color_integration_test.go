@@ -55,3 +55,41 @@ func TestColourProfilesThroughTheProcessor(t *testing.T) {
 		t.Errorf("strict recipe: %s %q (%s), want quarantined as unsupported_color_profile", res.Outcome, res.Reason, res.Detail)
 	}
 }
+
+// With the recipe's color "keep", a Display P3 photo's renditions (JPEG, PNG and WebP) carry its
+// profile and its unconverted pixels, and the manifest says the profile was kept.
+func TestKeptProfileReachesEveryRendition(t *testing.T) {
+	p3, err := os.ReadFile("../media/testdata/color/p3.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep, err := recipe.Parse([]byte(`{"color":"keep","renditions":[
+		{"name":"j","width":200,"height":200,"format":"jpeg"},
+		{"name":"p","width":200,"height":200,"format":"png"},
+		{"name":"w","width":64,"height":64,"format":"webp"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, func(c *processor.Config) { c.Recipe = keep })
+	r.upload(t, "uploads/wide.jpg", p3, nil)
+	if res := r.proc.Process(context.Background(), "req-keep", r.event("uploads/wide.jpg")); res.Outcome != processor.Succeeded {
+		t.Fatalf("%s %s %v", res.Outcome, res.Detail, res.Err)
+	}
+	m, err := processor.ReadManifest(r.get(t, r.output, r.proc.Keys().Manifest("uploads/wide.jpg")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := m.Source.Color; c == nil || !c.Kept || c.Profile != "sP3C" {
+		t.Errorf("manifest colour %+v, want sP3C kept", c)
+	}
+	for _, name := range []string{"j", "p", "w"} {
+		body := r.get(t, r.output, r.rendition(t, "uploads/wide.jpg", name))
+		d, err := media.Decode(body, nil, media.KeepProfile())
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !d.Color.Kept || d.Color.Profile != "sP3C" {
+			t.Errorf("rendition %s: %+v, want the source's profile embedded", name, d.Color)
+		}
+	}
+}

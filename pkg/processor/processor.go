@@ -502,7 +502,11 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 		if r.learnt.info, err = media.Inspect(data, r.p.cfg.Limits); err != nil {
 			return err
 		}
-		img, err = media.Decode(data, r.p.renderer.Need)
+		var opts []media.Option
+		if r.p.cfg.Recipe.Color == recipe.KeepProfile {
+			opts = append(opts, media.KeepProfile())
+		}
+		img, err = media.Decode(data, r.p.renderer.Need, opts...)
 		data = nil // the decoded image is all we need from here on
 		return err
 	})
@@ -514,10 +518,12 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 	}
 	var outs []render.Output
 	err = r.stage("Render", func(ctx context.Context) (err error) {
-		outs, err = r.p.renderer.Render(ctx, img.Image, image.Pt(img.Width, img.Height))
-		img = media.Decoded{}
-		return err
+		if outs, err = r.p.renderer.Render(ctx, img.Image, image.Pt(img.Width, img.Height)); err != nil {
+			return err
+		}
+		return embedProfile(outs, img.ICC)
 	})
+	img = media.Decoded{}
 	if err != nil {
 		return nil, "", err
 	}
@@ -546,6 +552,21 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 	return published, manifestKey, err
 }
 
+// embedProfile writes the kept source profile, if any, into each rendition.
+func embedProfile(outs []render.Output, icc []byte) error {
+	if icc == nil {
+		return nil
+	}
+	for i := range outs {
+		body, err := media.EmbedProfile(media.Format(outs[i].Format), outs[i].Body, icc)
+		if err != nil {
+			return fmt.Errorf("rendition %s: %w", outs[i].Name, err)
+		}
+		outs[i].Body = body
+	}
+	return nil
+}
+
 // colorPolicy records what decoding did with the source's colour profile and applies the
 // recipe's policy to one it could not evaluate.
 func (r *run) colorPolicy(c media.Color) error {
@@ -554,6 +575,8 @@ func (r *run) colorPolicy(c media.Color) error {
 		return nil
 	case c.Converted:
 		r.m.Add("ColorConverted", metrics.Count, 1)
+	case c.Kept:
+		r.m.Add("ColorKept", metrics.Count, 1)
 	case r.p.cfg.Recipe.UnsupportedColorProfile == recipe.Quarantine:
 		return failure.Permanent(failure.UnsupportedColorProfile, "the embedded colour profile %q cannot be evaluated: %s", c.Profile, c.Unsupported)
 	default:

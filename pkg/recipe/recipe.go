@@ -83,7 +83,17 @@ type Recipe struct {
 	// empty) renders its pixels as sRGB and says so in the manifest; Quarantine rejects it as
 	// unsupported_color_profile.
 	UnsupportedColorProfile string `json:"unsupported_color_profile,omitempty"`
+	// Color is the colour space of the renditions: SRGB (the default, also when empty) converts
+	// every source to sRGB; KeepProfile leaves an RGB source in its own space and embeds its ICC
+	// profile in each rendition, for wide-gamut displays (CMYK sources are converted anyway).
+	Color string `json:"color,omitempty"`
 }
+
+// Colour spaces for the renditions.
+const (
+	SRGB        = "srgb"
+	KeepProfile = "keep"
+)
 
 // Policies for a colour profile that cannot be evaluated.
 const (
@@ -124,6 +134,9 @@ func Parse(data []byte) (Recipe, error) {
 	}
 	if r.UnsupportedColorProfile == AssumeSRGB {
 		r.UnsupportedColorProfile = "" // the default: one behaviour, one recipe version
+	}
+	if r.Color == SRGB {
+		r.Color = ""
 	}
 	for i := range r.Renditions {
 		if r.Renditions[i].Mode == "" {
@@ -185,6 +198,11 @@ func (r Recipe) Validate() error {
 	case "", AssumeSRGB, Quarantine:
 	default:
 		bad("unsupported_color_profile", "%q: want assume_srgb or quarantine", r.UnsupportedColorProfile)
+	}
+	switch r.Color {
+	case "", SRGB, KeepProfile:
+	default:
+		bad("color", "%q: want srgb or keep", r.Color)
 	}
 	w := r.Watermark
 	pinned := w.VersionID != "" || w.ETag != ""

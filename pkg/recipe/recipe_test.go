@@ -47,14 +47,14 @@ func TestParseGood(t *testing.T) {
 
 func TestParseBadNamesEveryField(t *testing.T) {
 	_, err := recipe.Parse([]byte(`{"renditions":[{"name":"Big!","mode":"stretch","width":0,"height":99999,"format":"gif","quality":101},
-		{"name":"manifest","width":10,"height":10}],"jpeg_quality":0,"unsupported_color_profile":"ignore",
+		{"name":"manifest","width":10,"height":10}],"jpeg_quality":0,"unsupported_color_profile":"ignore","color":"p3",
 		"watermark":{"source":"http://x","position":"middle","opacity":0,"scale":2,"margin":-1,"min_width":-5}}`))
 	if err == nil {
 		t.Fatal("bad recipe accepted")
 	}
 	for _, field := range []string{"renditions[0].name", "renditions[0].mode", "renditions[0].width", "renditions[0].height",
 		"renditions[0].format", "renditions[0].quality", "renditions[1].name", "jpeg_quality", "watermark.source",
-		"watermark.position", "watermark.opacity", "watermark.scale", "watermark.margin", "watermark.min_width", "unsupported_color_profile"} {
+		"watermark.position", "watermark.opacity", "watermark.scale", "watermark.margin", "watermark.min_width", "unsupported_color_profile", "color"} {
 		if !strings.Contains(err.Error(), field+":") {
 			t.Errorf("error does not name %s:\n%v", field, err)
 		}
@@ -114,8 +114,8 @@ func TestWatermarkFromS3MustBePinned(t *testing.T) {
 	}
 }
 
-// The colour-profile policy: assume_srgb is the default, so stating it changes no recipe
-// version; quarantine does.
+// The colour policies: assume_srgb and srgb are the defaults, so stating them changes no
+// recipe version; quarantine and keep do.
 func TestUnsupportedColorProfilePolicy(t *testing.T) {
 	def, err := recipe.Parse([]byte(`{}`))
 	if err != nil {
@@ -134,5 +134,16 @@ func TestUnsupportedColorProfilePolicy(t *testing.T) {
 	}
 	if def.Version() != recipe.Default().Version() {
 		t.Error("the default recipe's version changed")
+	}
+	srgb, err := recipe.Parse([]byte(`{"color":"srgb"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep, err := recipe.Parse([]byte(`{"color":"keep"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srgb.Version() != def.Version() || keep.Version() == def.Version() || keep.Color != recipe.KeepProfile {
+		t.Errorf("color: srgb %s, keep %s, default %s", srgb.Version(), keep.Version(), def.Version())
 	}
 }
