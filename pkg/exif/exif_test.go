@@ -87,3 +87,25 @@ func TestICCProfile(t *testing.T) {
 		t.Errorf("no tag gave %q", got)
 	}
 }
+
+// WriteASCII's directory reads back through ASCII, short (inline) and long values alike, with
+// nothing after it (no thumbnail directory) and no tag it was not given.
+func TestWriteASCIIRoundTrips(t *testing.T) {
+	b := WriteASCII(map[uint16]string{Artist: "Ann", Copyright: "© 2026 Ann Example", 0x010F: ""})
+	if got := ASCII(b, Artist); got != "Ann" {
+		t.Errorf("Artist %q", got)
+	}
+	if got := ASCII(b, Copyright); got != "© 2026 Ann Example" {
+		t.Errorf("Copyright %q", got)
+	}
+	tiff := b[len(Prefix):]
+	if n := binary.BigEndian.Uint16(tiff[8:]); n != 2 {
+		t.Errorf("%d entries, want 2 (an empty text is left out)", n)
+	}
+	if next := binary.BigEndian.Uint32(tiff[8+2+2*12:]); next != 0 {
+		t.Errorf("a next directory at %d", next)
+	}
+	if Orientation(b) != 0 || ASCII(b, 0x010F) != "" {
+		t.Error("a tag that was not written reads back")
+	}
+}

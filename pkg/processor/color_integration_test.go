@@ -5,6 +5,7 @@ import (
 	"context"
 	"image/jpeg"
 	"os"
+	"reflect"
 	"testing"
 
 	"github.com/sluice-dev/sluice/pkg/icc/icctest"
@@ -90,6 +91,49 @@ func TestKeptProfileReachesEveryRendition(t *testing.T) {
 		}
 		if !d.Color.Kept || d.Color.Profile != "sP3C" {
 			t.Errorf("rendition %s: %+v, want the source's profile embedded", name, d.Color)
+		}
+	}
+}
+
+// With the recipe's metadata "copyright", JPEG renditions carry the source's authorship and
+// nothing else of its metadata; the manifest records it. Without it, they carry none.
+func TestCopyrightMetadataPolicy(t *testing.T) {
+	src, err := os.ReadFile("../media/testdata/meta/meta.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, policy := range []string{"copyright", "none"} {
+		rec, err := recipe.Parse([]byte(`{"metadata":"` + policy + `","renditions":[
+			{"name":"j","width":80,"height":80,"format":"jpeg"},{"name":"p","width":80,"height":80,"format":"png"}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := newRig(t, func(c *processor.Config) { c.Recipe = rec })
+		r.upload(t, "uploads/signed.jpg", src, nil)
+		if res := r.proc.Process(context.Background(), "req-meta", r.event("uploads/signed.jpg")); res.Outcome != processor.Succeeded {
+			t.Fatalf("%s: %s %s %v", policy, res.Outcome, res.Detail, res.Err)
+		}
+		m, err := processor.ReadManifest(r.get(t, r.output, r.proc.Keys().Manifest("uploads/signed.jpg")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := r.get(t, r.output, r.rendition(t, "uploads/signed.jpg", "j"))
+		p := r.get(t, r.output, r.rendition(t, "uploads/signed.jpg", "p"))
+		got := media.ReadRights(media.JPEG, j)
+		want := media.ReadRights(media.JPEG, src)
+		if policy == "none" {
+			want = media.Rights{}
+		}
+		if !reflect.DeepEqual(got, want) || (policy == "copyright") != (m.Source.Rights != nil) {
+			t.Errorf("%s: the JPEG rendition states %+v (manifest %+v), want %+v", policy, got, m.Source.Rights, want)
+		}
+		for _, absent := range []string{"GPS", "SN123456", "Canon", "Paris", "Secret Editor"} {
+			if bytes.Contains(j, []byte(absent)) || bytes.Contains(p, []byte(absent)) {
+				t.Errorf("%s: a rendition holds %q", policy, absent)
+			}
+		}
+		if r := media.ReadRights(media.PNG, p); !r.Empty() {
+			t.Errorf("%s: the PNG rendition states %+v", policy, r)
 		}
 	}
 }

@@ -40,6 +40,8 @@ type ManifestSource struct {
 	// Color says what was done with an embedded colour profile: converted to sRGB, or (when it
 	// could not be evaluated) taken as sRGB, and why. Absent for untagged and sRGB sources.
 	Color *media.Color `json:"color,omitempty"`
+	// Rights is the authorship the JPEG renditions carry (recipe metadata "copyright").
+	Rights *media.Rights `json:"rights,omitempty"`
 }
 
 // source describes src with what this attempt learnt of its content: its SHA-256 once read,
@@ -48,7 +50,7 @@ func (r *run) source(src storage.Object) ManifestSource {
 	return ManifestSource{
 		Bucket: src.Bucket, Key: src.Key, VersionID: src.VersionID, ETag: src.ETag, Size: src.Size,
 		SHA256: r.learnt.sha256, Format: string(r.learnt.info.Format), Width: r.learnt.info.Width, Height: r.learnt.info.Height,
-		Color: r.learnt.color,
+		Color: r.learnt.color, Rights: r.learnt.rights,
 	}
 }
 

@@ -296,9 +296,10 @@ type run struct {
 	claimed   bool
 	deadline  time.Time // the invocation's deadline, if it has one
 	learnt    struct {
-		sha256 string       // the content's, once downloaded
-		info   media.Info   // from the header, as far as it was read
-		color  *media.Color // what decoding did with its colour profile, if it has one
+		sha256 string        // the content's, once downloaded
+		info   media.Info    // from the header, as far as it was read
+		color  *media.Color  // what decoding did with its colour profile, if it has one
+		rights *media.Rights // the authorship it states, when the recipe keeps it
 	}
 }
 
@@ -502,6 +503,11 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 		if r.learnt.info, err = media.Inspect(data, r.p.cfg.Limits); err != nil {
 			return err
 		}
+		if r.p.cfg.Recipe.Metadata == recipe.MetadataCopyright {
+			if rights := media.ReadRights(r.learnt.info.Format, data); !rights.Empty() {
+				r.learnt.rights = &rights
+			}
+		}
 		var opts []media.Option
 		if r.p.cfg.Recipe.Color == recipe.KeepProfile {
 			opts = append(opts, media.KeepProfile())
@@ -521,7 +527,10 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 		if outs, err = r.p.renderer.Render(ctx, img.Image, image.Pt(img.Width, img.Height)); err != nil {
 			return err
 		}
-		return embedProfile(outs, img.ICC)
+		if err := embedProfile(outs, img.ICC); err != nil {
+			return err
+		}
+		return embedRights(outs, r.learnt.rights)
 	})
 	img = media.Decoded{}
 	if err != nil {
@@ -559,6 +568,24 @@ func embedProfile(outs []render.Output, icc []byte) error {
 	}
 	for i := range outs {
 		body, err := media.EmbedProfile(media.Format(outs[i].Format), outs[i].Body, icc)
+		if err != nil {
+			return fmt.Errorf("rendition %s: %w", outs[i].Name, err)
+		}
+		outs[i].Body = body
+	}
+	return nil
+}
+
+// embedRights writes the kept authorship, if any, into each JPEG rendition.
+func embedRights(outs []render.Output, rights *media.Rights) error {
+	if rights == nil {
+		return nil
+	}
+	for i := range outs {
+		if outs[i].Format != recipe.JPEG {
+			continue
+		}
+		body, err := media.EmbedRights(outs[i].Body, *rights)
 		if err != nil {
 			return fmt.Errorf("rendition %s: %w", outs[i].Name, err)
 		}

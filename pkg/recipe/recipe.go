@@ -87,7 +87,18 @@ type Recipe struct {
 	// every source to sRGB; KeepProfile leaves an RGB source in its own space and embeds its ICC
 	// profile in each rendition, for wide-gamut displays (CMYK sources are converted anyway).
 	Color string `json:"color,omitempty"`
+	// Metadata is what of a source's metadata the renditions keep: MetadataNone (the default,
+	// also when empty) nothing; MetadataCopyright the authorship alone (EXIF Artist and Copyright,
+	// IPTC By-line, Credit and Copyright Notice, XMP dc:creator and dc:rights), in JPEG
+	// renditions, never GPS, serial numbers, maker notes or thumbnails.
+	Metadata string `json:"metadata,omitempty"`
 }
+
+// Metadata policies.
+const (
+	MetadataNone      = "none"
+	MetadataCopyright = "copyright"
+)
 
 // Colour spaces for the renditions.
 const (
@@ -137,6 +148,9 @@ func Parse(data []byte) (Recipe, error) {
 	}
 	if r.Color == SRGB {
 		r.Color = ""
+	}
+	if r.Metadata == MetadataNone {
+		r.Metadata = ""
 	}
 	for i := range r.Renditions {
 		if r.Renditions[i].Mode == "" {
@@ -203,6 +217,11 @@ func (r Recipe) Validate() error {
 	case "", SRGB, KeepProfile:
 	default:
 		bad("color", "%q: want srgb or keep", r.Color)
+	}
+	switch r.Metadata {
+	case "", MetadataNone, MetadataCopyright:
+	default:
+		bad("metadata", "%q: want none or copyright", r.Metadata)
 	}
 	w := r.Watermark
 	pinned := w.VersionID != "" || w.ETag != ""
