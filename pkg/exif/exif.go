@@ -79,6 +79,45 @@ func Bytes(tiff []byte, tag uint16) []byte {
 	return tiff[off : off+n]
 }
 
+// maxUints bounds the values Uints returns (a TIFF's strip or tile offsets).
+const maxUints = 1 << 20
+
+// Uints is the values of a SHORT or LONG tag (types 3, 4) of IFD0 of the TIFF structure tiff,
+// inline or stored apart; nil when absent or malformed.
+func Uints(tiff []byte, tag uint16) []uint32 {
+	bo, e := ifd0Entry(tiff, tag)
+	if e == nil {
+		return nil
+	}
+	typ, n := bo.Uint16(e[2:]), int64(bo.Uint32(e[4:]))
+	size := int64(2)
+	if typ == 4 {
+		size = 4
+	} else if typ != 3 {
+		return nil
+	}
+	if n < 1 || n > maxUints {
+		return nil
+	}
+	data := e[8:12]
+	if n*size > 4 {
+		off := int64(bo.Uint32(e[8:]))
+		if off+n*size > int64(len(tiff)) {
+			return nil
+		}
+		data = tiff[off : off+n*size]
+	}
+	out := make([]uint32, n)
+	for i := range out {
+		if size == 2 {
+			out[i] = uint32(bo.Uint16(data[2*i:]))
+		} else {
+			out[i] = bo.Uint32(data[4*i:])
+		}
+	}
+	return out
+}
+
 // ifd0Entry is the 12-byte IFD0 entry of tag in the TIFF structure tiff, with its byte order;
 // nil when there is none or tiff is not a TIFF structure.
 func ifd0Entry(tiff []byte, tag uint16) (binary.ByteOrder, []byte) {

@@ -248,6 +248,12 @@ func decode(f Format, data []byte) (image.Image, error) {
 		repairFreedHead(img)
 	case AVIF:
 		img, err = avif.Decode(bytes.NewReader(data))
+	case TIFF:
+		if isTIFFJPEG(data) {
+			img, err = decodeTIFFJPEG(data)
+			break
+		}
+		img, err = imaging.Decode(bytes.NewReader(data))
 	default:
 		img, err = imaging.Decode(bytes.NewReader(data))
 	}

@@ -265,7 +265,9 @@ func FuzzInspectDecode(f *testing.F) {
 	orients, _ := filepath.Glob(filepath.Join("testdata", "orient", "*"))
 	tagged, _ := filepath.Glob(filepath.Join("testdata", "color", "*")) // the sources, not the .ref.png
 	tagged = slices.DeleteFunc(tagged, func(f string) bool { return strings.HasSuffix(f, ".ref.png") })
-	for _, file := range slices.Concat(files, more, webp, orients, tagged) {
+	variants, _ := filepath.Glob(filepath.Join("testdata", "*", "*.tif"))
+	unsupported, _ := filepath.Glob(filepath.Join("testdata", "unsupported", "*"))
+	for _, file := range slices.Concat(files, more, webp, orients, tagged, variants, unsupported) {
 		if data, err := os.ReadFile(file); err == nil && len(data) <= 256<<10 {
 			f.Add(data)
 		}

@@ -16,7 +16,7 @@ import (
 
 // A valid file in a variant no decoder here reads is unsupported_type, naming the variant,
 // never corrupt (they all were): arithmetic-coded JPEGs (libjpeg-turbo writes them), 12-bit
-// JPEGs, TIFFs with JPEG compression.
+// JPEGs, TIFFs with WebP compression.
 func TestValidButUnsupportedIsNeverCorrupt(t *testing.T) {
 	read := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join("testdata", "unsupported", name))
@@ -39,7 +39,7 @@ func TestValidButUnsupportedIsNeverCorrupt(t *testing.T) {
 		{"arith.jpg", "arithmetic-coded sequential", read("arith.jpg")},
 		{"arith-prog.jpg", "arithmetic-coded progressive", read("arith-prog.jpg")},
 		{"12-bit", "12-bit samples", twelve},
-		{"tiff-jpeg.tif", "compression value 7", read("tiff-jpeg.tif")},
+		{"tiff-webp.tif", "compression value 50001", read("tiff-webp.tif")},
 	} {
 		_, err := media.Inspect(c.data, lim)
 		if err == nil {
