@@ -98,6 +98,9 @@ type Limits struct {
 	// need about 23 and 70 bytes per pixel (make bench) where a JPEG needs 7.
 	MaxHEICPixels int64
 	MaxAVIFPixels int64
+	// MaxAnimationFrames bounds the frames of an animation whose frames are all decoded (the
+	// recipe's animation "preserve"); 0: no limit beyond MaxPixels over all frames.
+	MaxAnimationFrames int64
 }
 
 // own is the pixel limit a format has of its own (ok false: MaxPixels alone).

@@ -280,6 +280,12 @@ func FuzzInspectDecode(f *testing.F) {
 			}
 			return
 		}
+		if frames, canvas, err := media.AnimationCost(info.Format, data); err == nil && frames > 1 &&
+			media.CheckAnimation(frames, canvas, media.Limits{MaxPixels: 1 << 20, MaxAnimationFrames: 100}) == nil {
+			if a, err := media.DecodeAnimation(info.Format, data); err == nil && len(a.Frames) > frames {
+				t.Fatalf("decoded %d frames where the container has %d", len(a.Frames), frames)
+			}
+		}
 		d, err := media.Decode(data, func(w, h int) (int, int) { return w / 3, h / 3 })
 		if err != nil {
 			return

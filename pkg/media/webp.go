@@ -99,13 +99,20 @@ func firstFrame(data []byte) (webpFrame, bool, error) {
 		return webpFrame{}, false, nil
 	}
 	anmf := riffChunk(data, "ANMF")
-	if len(anmf) < 16 {
+	if anmf == nil {
 		return webpFrame{}, true, errors.New("animated WebP without a frame")
 	}
-	fr := webpFrame{
-		canvas: image.Pt(u24(vp8x[4:])+1, u24(vp8x[7:])+1),
-		at:     image.Pt(2*u24(anmf[0:]), 2*u24(anmf[3:])),
+	fr, err := frameFile(anmf)
+	fr.canvas = image.Pt(u24(vp8x[4:])+1, u24(vp8x[7:])+1)
+	return fr, true, err
+}
+
+// frameFile makes one ANMF frame a still WebP file of its own, and says where it sits.
+func frameFile(anmf []byte) (webpFrame, error) {
+	if len(anmf) < 16 {
+		return webpFrame{}, errors.New("animated WebP: a frame header too short")
 	}
+	fr := webpFrame{at: image.Pt(2*u24(anmf[0:]), 2*u24(anmf[3:]))}
 	w, h := u24(anmf[6:])+1, u24(anmf[9:])+1
 	var alph, bitstream []byte
 	var kind string
@@ -119,7 +126,7 @@ func firstFrame(data []byte) (webpFrame, bool, error) {
 		return bitstream == nil
 	})
 	if bitstream == nil {
-		return webpFrame{}, true, errors.New("animated WebP: the first frame has no VP8 or VP8L data")
+		return webpFrame{}, errors.New("animated WebP: a frame without VP8 or VP8L data")
 	}
 	var chunks []byte
 	if alph != nil && kind == "VP8 " {
@@ -130,7 +137,7 @@ func firstFrame(data []byte) (webpFrame, bool, error) {
 	chunks = append(chunks, riffChunkBytes(kind, bitstream)...)
 	fr.file = append(append([]byte("RIFF"), binary.LittleEndian.AppendUint32(nil, uint32(4+len(chunks)))...), "WEBP"...)
 	fr.file = append(fr.file, chunks...)
-	return fr, true, nil
+	return fr, nil
 }
 
 func u24(b []byte) int { return int(b[0]) | int(b[1])<<8 | int(b[2])<<16 }

@@ -3,9 +3,13 @@ package processor_test
 import (
 	"bytes"
 	"context"
+	"image"
+	"image/color"
+	"image/gif"
 	"image/jpeg"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/sluice-dev/sluice/pkg/icc/icctest"
@@ -135,5 +139,52 @@ func TestCopyrightMetadataPolicy(t *testing.T) {
 		if r := media.ReadRights(media.PNG, p); !r.Empty() {
 			t.Errorf("%s: the PNG rendition states %+v", policy, r)
 		}
+	}
+}
+
+// The recipe's animation policy: preserve makes animated GIF renditions of an animated GIF,
+// every frame and delay; a GIF whose frames would exceed the pixel limit is quarantined before
+// any is decoded; first_frame (the default) renders the first frame as a still.
+func TestAnimationPolicy(t *testing.T) {
+	pal := color.Palette{color.RGBA{200, 30, 30, 255}, color.RGBA{30, 30, 200, 255}}
+	frame := func(idx uint8) *image.Paletted {
+		p := image.NewPaletted(image.Rect(0, 0, 120, 80), pal)
+		for i := range p.Pix {
+			p.Pix[i] = idx
+		}
+		return p
+	}
+	var anim bytes.Buffer
+	if err := gif.EncodeAll(&anim, &gif.GIF{Image: []*image.Paletted{frame(0), frame(1), frame(0)}, Delay: []int{7, 8, 9}}); err != nil {
+		t.Fatal(err)
+	}
+	preserve, err := recipe.Parse([]byte(`{"animation":"preserve","renditions":[{"name":"s","width":60,"height":60}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, func(c *processor.Config) { c.Recipe = preserve })
+	r.upload(t, "uploads/loop.gif", anim.Bytes(), nil)
+	if res := r.proc.Process(context.Background(), "req-anim", r.event("uploads/loop.gif")); res.Outcome != processor.Succeeded {
+		t.Fatalf("%s %s %v", res.Outcome, res.Detail, res.Err)
+	}
+	key := r.rendition(t, "uploads/loop.gif", "s")
+	g, err := gif.DecodeAll(bytes.NewReader(r.get(t, r.output, key)))
+	if err != nil || len(g.Image) != 3 || g.Delay[1] != 8 || g.Image[0].Bounds().Size() != image.Pt(60, 40) || !strings.HasSuffix(key, ".gif") {
+		t.Errorf("rendition %s: %d frames, delays %v, %v (%v)", key, len(g.Image), g.Delay, g.Image[0].Bounds(), err)
+	}
+
+	tight := newRig(t, func(c *processor.Config) { c.Recipe = preserve; c.Limits.MaxPixels = 20_000 })
+	tight.upload(t, "uploads/long.gif", anim.Bytes(), nil) // 3 × 9600 pixels composed
+	if res := tight.proc.Process(context.Background(), "req-anim", tight.event("uploads/long.gif")); res.Outcome != processor.Quarantined || res.Reason != "too_many_pixels" {
+		t.Errorf("over the limit: %s %q %s", res.Outcome, res.Reason, res.Detail)
+	}
+
+	still := newRig(t, nil)
+	still.upload(t, "uploads/loop.gif", anim.Bytes(), nil)
+	if res := still.proc.Process(context.Background(), "req-anim", still.event("uploads/loop.gif")); res.Outcome != processor.Succeeded {
+		t.Fatalf("first frame: %s %s", res.Outcome, res.Detail)
+	}
+	if key := still.rendition(t, "uploads/loop.gif", "thumb"); !strings.HasSuffix(key, ".jpg") {
+		t.Errorf("first_frame rendition %s, want a JPEG", key)
 	}
 }

@@ -46,17 +46,18 @@ type Config struct {
 
 // Defaults for the optional variables.
 const (
-	DefaultOutputPrefix      = "renditions/"
-	DefaultTempPrefix        = "tmp/"
-	DefaultQuarantinePrefix  = "quarantine/"
-	DefaultMaxBytes          = 50 << 20
-	DefaultMaxPixels         = 40_000_000
-	DefaultMaxHEICPixels     = 13_000_000 // a 12 MP phone photo, within 512 MB (23 B/pixel)
-	DefaultMaxAVIFPixels     = 6_000_000  // within 512 MB (70 B/pixel)
-	DefaultMaxAttempts       = 5
-	DefaultRetriesPerAttempt = 2
-	DefaultDeadlineMarginMS  = 5000
-	DefaultCommitWindow      = 30 * time.Second
+	DefaultOutputPrefix       = "renditions/"
+	DefaultTempPrefix         = "tmp/"
+	DefaultQuarantinePrefix   = "quarantine/"
+	DefaultMaxBytes           = 50 << 20
+	DefaultMaxPixels          = 40_000_000
+	DefaultMaxHEICPixels      = 13_000_000 // a 12 MP phone photo, within 512 MB (23 B/pixel)
+	DefaultMaxAVIFPixels      = 6_000_000  // within 512 MB (70 B/pixel)
+	DefaultMaxAnimationFrames = 1000
+	DefaultMaxAttempts        = 5
+	DefaultRetriesPerAttempt  = 2
+	DefaultDeadlineMarginMS   = 5000
+	DefaultCommitWindow       = 30 * time.Second
 )
 
 // maxPrefixBytes bounds the key prefixes, so that every derived key keeps room for the source key.
@@ -119,6 +120,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			MaxPixels:     num("MAX_PIXELS", DefaultMaxPixels, 1, 1_000_000_000),
 			MaxHEICPixels: num("MAX_HEIC_PIXELS", DefaultMaxHEICPixels, 0, 1_000_000_000),
 			MaxAVIFPixels: num("MAX_AVIF_PIXELS", DefaultMaxAVIFPixels, 0, 1_000_000_000),
+			// Frames of an animation the recipe preserves; all its composed frames together are
+			// held to MAX_PIXELS too.
+			MaxAnimationFrames: num("MAX_ANIMATION_FRAMES", DefaultMaxAnimationFrames, 1, 100_000),
 		},
 		MaxAttempts:       int(num("MAX_ATTEMPTS", DefaultMaxAttempts, 1, 100)),
 		RetriesPerAttempt: int(num("RETRIES_PER_ATTEMPT", DefaultRetriesPerAttempt, 0, 10)),

@@ -498,7 +498,10 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 		return nil, "", failure.Permanent(failure.ChecksumMismatch,
 			"the file's SHA-256 is %s but the object declares %s", r.learnt.sha256, src.SHA256)
 	}
-	var img media.Decoded
+	var (
+		img  media.Decoded
+		anim *render.Animation
+	)
 	err = r.stage("Decode", func(context.Context) (err error) {
 		if r.learnt.info, err = media.Inspect(data, r.p.cfg.Limits); err != nil {
 			return err
@@ -507,6 +510,10 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 			if rights := media.ReadRights(r.learnt.info.Format, data); !rights.Empty() {
 				r.learnt.rights = &rights
 			}
+		}
+		if anim, err = r.decodeAnimation(data); err != nil || anim != nil {
+			data = nil
+			return err
 		}
 		var opts []media.Option
 		if r.p.cfg.Recipe.Color == recipe.KeepProfile {
@@ -524,6 +531,11 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 	}
 	var outs []render.Output
 	err = r.stage("Render", func(ctx context.Context) (err error) {
+		if anim != nil {
+			outs, err = r.p.renderer.RenderAnimation(ctx, *anim)
+			anim = nil
+			return err
+		}
 		if outs, err = r.p.renderer.Render(ctx, img.Image, image.Pt(img.Width, img.Height)); err != nil {
 			return err
 		}
@@ -559,6 +571,33 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 		return err
 	})
 	return published, manifestKey, err
+}
+
+// decodeAnimation decodes every frame of an animated GIF or WebP when the recipe preserves
+// animations, after counting its frames from the container against the limits; nil for a
+// still image, or under first_frame (the still decoder then takes the first frame).
+func (r *run) decodeAnimation(data []byte) (*render.Animation, error) {
+	if r.p.cfg.Recipe.Animation != recipe.AnimationPreserve {
+		return nil, nil
+	}
+	f := r.learnt.info.Format
+	frames, canvas, err := media.AnimationCost(f, data)
+	if err != nil || frames < 2 {
+		return nil, nil // a still image, or a container the still decoder will judge
+	}
+	if err := media.CheckAnimation(frames, canvas, r.p.cfg.Limits); err != nil {
+		return nil, err
+	}
+	a, err := media.DecodeAnimation(f, data)
+	if err != nil {
+		return nil, err
+	}
+	out := &render.Animation{Delays: a.Delays, Loop: a.Loop, Frames: make([]image.Image, len(a.Frames))}
+	for i, fr := range a.Frames {
+		out.Frames[i] = fr
+	}
+	r.m.Add("AnimationsPreserved", metrics.Count, 1)
+	return out, nil
 }
 
 // embedProfile writes the kept source profile, if any, into each rendition.

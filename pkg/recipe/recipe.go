@@ -31,6 +31,9 @@ const (
 	JPEG Format = "jpeg"
 	PNG  Format = "png"
 	WebP Format = "webp"
+	// GIF is not a format a rendition names: an animated source's renditions are GIFs when the
+	// recipe's animation is "preserve".
+	GIF Format = "gif"
 )
 
 // Rendition is one output of the recipe.
@@ -92,7 +95,17 @@ type Recipe struct {
 	// IPTC By-line, Credit and Copyright Notice, XMP dc:creator and dc:rights), in JPEG
 	// renditions, never GPS, serial numbers, maker notes or thumbnails.
 	Metadata string `json:"metadata,omitempty"`
+	// Animation is what an animated GIF or WebP becomes: AnimationFirstFrame (the default, also
+	// when empty) renditions of its first frame, in their own formats; AnimationPreserve animated
+	// GIF renditions of every frame, keeping each frame's delay and the loop count.
+	Animation string `json:"animation,omitempty"`
 }
+
+// Animation policies.
+const (
+	AnimationFirstFrame = "first_frame"
+	AnimationPreserve   = "preserve"
+)
 
 // Metadata policies.
 const (
@@ -151,6 +164,9 @@ func Parse(data []byte) (Recipe, error) {
 	}
 	if r.Metadata == MetadataNone {
 		r.Metadata = ""
+	}
+	if r.Animation == AnimationFirstFrame {
+		r.Animation = ""
 	}
 	for i := range r.Renditions {
 		if r.Renditions[i].Mode == "" {
@@ -222,6 +238,11 @@ func (r Recipe) Validate() error {
 	case "", MetadataNone, MetadataCopyright:
 	default:
 		bad("metadata", "%q: want none or copyright", r.Metadata)
+	}
+	switch r.Animation {
+	case "", AnimationFirstFrame, AnimationPreserve:
+	default:
+		bad("animation", "%q: want first_frame or preserve", r.Animation)
 	}
 	w := r.Watermark
 	pinned := w.VersionID != "" || w.ETag != ""

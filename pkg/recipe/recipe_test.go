@@ -47,14 +47,14 @@ func TestParseGood(t *testing.T) {
 
 func TestParseBadNamesEveryField(t *testing.T) {
 	_, err := recipe.Parse([]byte(`{"renditions":[{"name":"Big!","mode":"stretch","width":0,"height":99999,"format":"gif","quality":101},
-		{"name":"manifest","width":10,"height":10}],"jpeg_quality":0,"unsupported_color_profile":"ignore","color":"p3","metadata":"all",
+		{"name":"manifest","width":10,"height":10}],"jpeg_quality":0,"unsupported_color_profile":"ignore","color":"p3","metadata":"all","animation":"loop",
 		"watermark":{"source":"http://x","position":"middle","opacity":0,"scale":2,"margin":-1,"min_width":-5}}`))
 	if err == nil {
 		t.Fatal("bad recipe accepted")
 	}
 	for _, field := range []string{"renditions[0].name", "renditions[0].mode", "renditions[0].width", "renditions[0].height",
 		"renditions[0].format", "renditions[0].quality", "renditions[1].name", "jpeg_quality", "watermark.source",
-		"watermark.position", "watermark.opacity", "watermark.scale", "watermark.margin", "watermark.min_width", "unsupported_color_profile", "color", "metadata"} {
+		"watermark.position", "watermark.opacity", "watermark.scale", "watermark.margin", "watermark.min_width", "unsupported_color_profile", "color", "metadata", "animation"} {
 		if !strings.Contains(err.Error(), field+":") {
 			t.Errorf("error does not name %s:\n%v", field, err)
 		}

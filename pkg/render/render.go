@@ -29,7 +29,7 @@ import (
 type Output struct {
 	Name          string
 	Width, Height int
-	Format        recipe.Format // JPEG or PNG, never Auto
+	Format        recipe.Format // JPEG, PNG, WebP or (an animation) GIF, never Auto
 	Body          []byte
 }
 
@@ -40,6 +40,8 @@ func (o Output) Ext() string {
 		return "png"
 	case recipe.WebP:
 		return "webp"
+	case recipe.GIF:
+		return "gif"
 	}
 	return "jpg"
 }
@@ -51,6 +53,8 @@ func (o Output) ContentType() string {
 		return "image/png"
 	case recipe.WebP:
 		return "image/webp"
+	case recipe.GIF:
+		return "image/gif"
 	}
 	return "image/jpeg"
 }
