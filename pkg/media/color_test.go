@@ -27,6 +27,9 @@ func TestTaggedSourcesMatchLittleCMS(t *testing.T) {
 		{"p3.avif", "sP3C"},
 		{"p3.tif", "sP3C"},
 		{"cmyk.jpg", "sluice test CMYK"},
+		{"adobergb.png", "Compatible with Adobe RGB (1998)"},
+		{"adobergb.webp", "Compatible with Adobe RGB (1998)"},
+		{"adobergb.heic", "Compatible with Adobe RGB (1998)"},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join("testdata", "color", c.file))

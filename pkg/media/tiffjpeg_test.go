@@ -53,3 +53,22 @@ func TestTIFFJPEGPieceBomb(t *testing.T) {
 		t.Error("a piece claiming 32767×32767 was decoded")
 	}
 }
+
+// Of a multi-page TIFF, the first page is the image (as libvips reads page 0).
+func TestMultiPageTIFFGivesItsFirstPage(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "tiff", "multipage.tif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := media.Decode(data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := readPNG(t, filepath.Join("testdata", "tiff", "multipage.tif.ref.png"))
+	if d.Image.Bounds() != ref.Bounds() {
+		t.Fatalf("%v, want the first page's %v", d.Image.Bounds(), ref.Bounds())
+	}
+	if mean, _ := icctest.DeltaE(d.Image, ref); mean > 0.01 {
+		t.Errorf("mean ΔE2000 %.2f against page 0", mean)
+	}
+}
