@@ -503,23 +503,7 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 		anim *render.Animation
 	)
 	err = r.stage("Decode", func(context.Context) (err error) {
-		if r.learnt.info, err = media.Inspect(data, r.p.cfg.Limits); err != nil {
-			return err
-		}
-		if r.p.cfg.Recipe.Metadata == recipe.MetadataCopyright {
-			if rights := media.ReadRights(r.learnt.info.Format, data); !rights.Empty() {
-				r.learnt.rights = &rights
-			}
-		}
-		if anim, err = r.decodeAnimation(data); err != nil || anim != nil {
-			data = nil
-			return err
-		}
-		var opts []media.Option
-		if r.p.cfg.Recipe.Color == recipe.KeepProfile {
-			opts = append(opts, media.KeepProfile())
-		}
-		img, err = media.Decode(data, r.p.renderer.Need, opts...)
+		img, anim, err = r.decode(data)
 		data = nil // the decoded image is all we need from here on
 		return err
 	})
@@ -531,20 +515,10 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 	}
 	var outs []render.Output
 	err = r.stage("Render", func(ctx context.Context) (err error) {
-		if anim != nil {
-			outs, err = r.p.renderer.RenderAnimation(ctx, *anim)
-			anim = nil
-			return err
-		}
-		if outs, err = r.p.renderer.Render(ctx, img.Image, image.Pt(img.Width, img.Height)); err != nil {
-			return err
-		}
-		if err := embedProfile(outs, img.ICC); err != nil {
-			return err
-		}
-		return embedRights(outs, r.learnt.rights)
+		outs, err = r.render(ctx, img, anim)
+		return err
 	})
-	img = media.Decoded{}
+	img, anim = media.Decoded{}, nil
 	if err != nil {
 		return nil, "", err
 	}
@@ -571,6 +545,46 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 		return err
 	})
 	return published, manifestKey, err
+}
+
+// decode checks the file by its content and decodes it, as the recipe asks: its authorship read
+// for the copyright policy, an animation's every frame for the preserve policy, the profile kept
+// or converted.
+func (r *run) decode(data []byte) (media.Decoded, *render.Animation, error) {
+	var err error
+	if r.learnt.info, err = media.Inspect(data, r.p.cfg.Limits); err != nil {
+		return media.Decoded{}, nil, err
+	}
+	if r.p.cfg.Recipe.Metadata == recipe.MetadataCopyright {
+		if rights := media.ReadRights(r.learnt.info.Format, data); !rights.Empty() {
+			r.learnt.rights = &rights
+		}
+	}
+	if anim, err := r.decodeAnimation(data); err != nil || anim != nil {
+		return media.Decoded{}, anim, err
+	}
+	var opts []media.Option
+	if r.p.cfg.Recipe.Color == recipe.KeepProfile {
+		opts = append(opts, media.KeepProfile())
+	}
+	img, err := media.Decode(data, r.p.renderer.Need, opts...)
+	return img, nil, err
+}
+
+// render makes the renditions of a still image (with its kept profile and authorship written
+// in) or of an animation.
+func (r *run) render(ctx context.Context, img media.Decoded, anim *render.Animation) ([]render.Output, error) {
+	if anim != nil {
+		return r.p.renderer.RenderAnimation(ctx, *anim)
+	}
+	outs, err := r.p.renderer.Render(ctx, img.Image, image.Pt(img.Width, img.Height))
+	if err != nil {
+		return nil, err
+	}
+	if err := embedProfile(outs, img.ICC); err != nil {
+		return nil, err
+	}
+	return outs, embedRights(outs, r.learnt.rights)
 }
 
 // decodeAnimation decodes every frame of an animated GIF or WebP when the recipe preserves

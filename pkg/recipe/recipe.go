@@ -156,17 +156,10 @@ func Parse(data []byte) (Recipe, error) {
 	if r.Renditions == nil {
 		r.Renditions = def.Renditions
 	}
-	if r.UnsupportedColorProfile == AssumeSRGB {
-		r.UnsupportedColorProfile = "" // the default: one behaviour, one recipe version
-	}
-	if r.Color == SRGB {
-		r.Color = ""
-	}
-	if r.Metadata == MetadataNone {
-		r.Metadata = ""
-	}
-	if r.Animation == AnimationFirstFrame {
-		r.Animation = ""
+	for _, s := range r.settings() {
+		if *s.value == s.def {
+			*s.value = "" // the default: one behaviour, one recipe version
+		}
 	}
 	for i := range r.Renditions {
 		if r.Renditions[i].Mode == "" {
@@ -224,25 +217,10 @@ func (r Recipe) Validate() error {
 	if r.JPEGQuality < 1 || r.JPEGQuality > 100 {
 		bad("jpeg_quality", "%d: want 1-100", r.JPEGQuality)
 	}
-	switch r.UnsupportedColorProfile {
-	case "", AssumeSRGB, Quarantine:
-	default:
-		bad("unsupported_color_profile", "%q: want assume_srgb or quarantine", r.UnsupportedColorProfile)
-	}
-	switch r.Color {
-	case "", SRGB, KeepProfile:
-	default:
-		bad("color", "%q: want srgb or keep", r.Color)
-	}
-	switch r.Metadata {
-	case "", MetadataNone, MetadataCopyright:
-	default:
-		bad("metadata", "%q: want none or copyright", r.Metadata)
-	}
-	switch r.Animation {
-	case "", AnimationFirstFrame, AnimationPreserve:
-	default:
-		bad("animation", "%q: want first_frame or preserve", r.Animation)
+	for _, s := range r.settings() {
+		if v := *s.value; v != "" && v != s.def && v != s.other {
+			bad(s.field, "%q: want %s or %s", v, s.def, s.other)
+		}
 	}
 	w := r.Watermark
 	pinned := w.VersionID != "" || w.ETag != ""
@@ -275,6 +253,23 @@ func (r Recipe) Validate() error {
 		bad("watermark.min_width", "%d: want 0 or more", w.MinWidth)
 	}
 	return errors.Join(errs...)
+}
+
+// setting is one of the recipe's one-word choices: its field, its default (stored as "", so
+// stating it changes no recipe version) and the other value it may take.
+type setting struct {
+	field      string
+	value      *string
+	def, other string
+}
+
+func (r *Recipe) settings() []setting {
+	return []setting{
+		{"unsupported_color_profile", &r.UnsupportedColorProfile, AssumeSRGB, Quarantine},
+		{"color", &r.Color, SRGB, KeepProfile},
+		{"metadata", &r.Metadata, MetadataNone, MetadataCopyright},
+		{"animation", &r.Animation, AnimationFirstFrame, AnimationPreserve},
+	}
 }
 
 var s3URI = regexp.MustCompile(`^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$`)
