@@ -3,10 +3,11 @@
 // its low-frequency coefficients and yields 4×4, 2×2 or 1×1 samples, so the full-resolution
 // image never exists in memory.
 //
-// It handles what cameras and encoders write: 8-bit Huffman-coded baseline, extended and
-// progressive JPEGs, greyscale or YCbCr with the chroma subsamplings image.YCbCr knows, restart
-// intervals, and the EXIF orientation tag. Anything else (arithmetic coding, 12-bit, lossless,
-// CMYK, RGB-coded) returns ErrUnsupported, so the caller can fall back to image/jpeg.
+// It handles what cameras and encoders write: 8-bit baseline, extended and progressive JPEGs,
+// Huffman- or arithmetic-coded (arith.go), greyscale or YCbCr with the chroma subsamplings
+// image.YCbCr knows, restart intervals, and the EXIF orientation tag. Anything else (12-bit,
+// lossless, hierarchical, CMYK, RGB-coded) returns ErrUnsupported, so the caller can fall back
+// to image/jpeg.
 package jpegscale
 
 import (
@@ -57,7 +58,7 @@ type Config struct {
 // DecodeConfig reads the headers up to the frame header. It returns ErrUnsupported for what
 // Decode would not decode.
 func DecodeConfig(data []byte) (Config, error) {
-	d := &decoder{data: data, n: 8, orientation: 1, configOnly: true}
+	d := &decoder{data: data, n: 8, orientation: 1, configOnly: true, dcU: defaultDCUs, acK: defaultACKs}
 	if err := d.decode(); err != nil {
 		return Config{}, err
 	}
@@ -73,7 +74,7 @@ func Decode(data []byte, opts Options) (Image, error) {
 	if shrink != 1 && shrink != 2 && shrink != 4 && shrink != 8 {
 		return Image{}, fmt.Errorf("jpegscale: shrink must be 1, 2, 4 or 8, not %d", shrink)
 	}
-	d := &decoder{data: data, n: 8 / shrink, maxPixels: opts.MaxPixels, orientation: 1}
+	d := &decoder{data: data, n: 8 / shrink, maxPixels: opts.MaxPixels, orientation: 1, dcU: defaultDCUs, acK: defaultACKs}
 	if err := d.decode(); err != nil {
 		return Image{}, err
 	}
@@ -82,21 +83,23 @@ func Decode(data []byte, opts Options) (Image, error) {
 
 // Marker codes (ITU T.81, table B.1).
 const (
-	markSOF0 = 0xC0 // baseline
-	markSOF1 = 0xC1 // extended sequential, Huffman
-	markSOF2 = 0xC2 // progressive, Huffman
-	markDHT  = 0xC4
-	markDAC  = 0xCC
-	markRST0 = 0xD0
-	markRST7 = 0xD7
-	markSOI  = 0xD8
-	markEOI  = 0xD9
-	markSOS  = 0xDA
-	markDQT  = 0xDB
-	markDNL  = 0xDC
-	markDRI  = 0xDD
-	markAPP1 = 0xE1
-	markAPPE = 0xEE
+	markSOF0  = 0xC0 // baseline
+	markSOF1  = 0xC1 // extended sequential, Huffman
+	markSOF2  = 0xC2 // progressive, Huffman
+	markDHT   = 0xC4
+	markSOF9  = 0xC9 // sequential, arithmetic
+	markSOF10 = 0xCA // progressive, arithmetic
+	markDAC   = 0xCC
+	markRST0  = 0xD0
+	markRST7  = 0xD7
+	markSOI   = 0xD8
+	markEOI   = 0xD9
+	markSOS   = 0xDA
+	markDQT   = 0xDB
+	markDNL   = 0xDC
+	markDRI   = 0xDD
+	markAPP1  = 0xE1
+	markAPPE  = 0xEE
 )
 
 type component struct {
@@ -111,6 +114,8 @@ type component struct {
 	pix    []byte   // output plane, stride bw*n
 	pred   int32    // DC predictor of the current scan
 	dc, ac *huffTable
+	td, ta int // an arithmetic-coded scan's table numbers (its statistics and conditioning)
+	actx   int // an arithmetic-coded scan's DC context (F.1.4.4.1.2)
 }
 
 type decoder struct {
@@ -135,8 +140,12 @@ type decoder struct {
 	acTabs        [4]huffTable
 	adobe         bool
 	adobeXform    byte
-	jfif          bool
-	par           *scanWorkers // a progressive image's scan workers, started by its first scan
+	arith         bool   // arithmetic-coded (SOF9, SOF10)
+	dcL, dcU      [4]int // arithmetic coding's DC conditioning bounds, per table (DAC)
+	acK           [4]int // and its AC conditioning split
+
+	jfif bool
+	par  *scanWorkers // a progressive image's scan workers, started by its first scan
 }
 
 func (d *decoder) decode() (err error) {
@@ -171,11 +180,12 @@ func (d *decoder) decode() (err error) {
 		seg := d.data[d.pos+2 : d.pos+n]
 		d.pos += n
 		switch {
-		case m == markSOF0 || m == markSOF1 || m == markSOF2:
+		case m == markSOF0 || m == markSOF1 || m == markSOF2 || m == markSOF9 || m == markSOF10:
 			if d.frameSeen {
 				return FormatError("more than one frame")
 			}
-			d.progressive = m == markSOF2
+			d.progressive = m == markSOF2 || m == markSOF10
+			d.arith = m == markSOF9 || m == markSOF10
 			if err := d.parseSOF(seg); err != nil {
 				return err
 			}
@@ -184,8 +194,12 @@ func (d *decoder) decode() (err error) {
 			}
 			d.allocate()
 		case m >= 0xC3 && m <= 0xCF && m != markDHT && m != markDAC && m != 0xC8:
-			return ErrUnsupported // lossless, hierarchical or arithmetic-coded frames
-		case m == markDAC, m == markDNL:
+			return ErrUnsupported // lossless or hierarchical frames
+		case m == markDAC:
+			if err := d.parseDAC(seg); err != nil {
+				return err
+			}
+		case m == markDNL:
 			return ErrUnsupported
 		case m == markDHT:
 			if err := d.parseDHT(seg); err != nil {
@@ -355,6 +369,44 @@ func subsampleRatio(h, v int) image.YCbCrSubsampleRatio {
 		return image.YCbCrSubsampleRatio410
 	}
 	return -1
+}
+
+// Arithmetic coding's conditioning defaults (T.81 F.1.4.4.1.4, F.1.4.4.2.1): L 0, U 1, K 5.
+const (
+	defaultDCU = 1
+	defaultACK = 5
+)
+
+var (
+	defaultDCUs = [4]int{defaultDCU, defaultDCU, defaultDCU, defaultDCU}
+	defaultACKs = [4]int{defaultACK, defaultACK, defaultACK, defaultACK}
+)
+
+// parseDAC reads arithmetic-coding conditioning (B.2.4.3): for a DC table its bounds L and U,
+// for an AC table its split K.
+func (d *decoder) parseDAC(seg []byte) error {
+	if len(seg)%2 != 0 {
+		return FormatError("bad DAC length")
+	}
+	for ; len(seg) >= 2; seg = seg[2:] {
+		tc, tb, cs := seg[0]>>4, int(seg[0]&15), seg[1]
+		switch {
+		case tb > 3 || tc > 1:
+			return FormatError("bad DAC table")
+		case tc == 0:
+			l, u := int(cs&15), int(cs>>4)
+			if l > u {
+				return FormatError("bad DAC DC bounds")
+			}
+			d.dcL[tb], d.dcU[tb] = l, u
+		default:
+			if cs < 1 || cs > 63 {
+				return FormatError("bad DAC AC split")
+			}
+			d.acK[tb] = int(cs)
+		}
+	}
+	return nil
 }
 
 func (d *decoder) parseDQT(seg []byte) error {

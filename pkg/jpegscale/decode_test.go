@@ -74,17 +74,15 @@ func boxShrink(src image.Image, s int) image.Image {
 	return out
 }
 
-// unsupported are fixtures this package leaves to image/jpeg (which cannot decode them either).
-var unsupported = map[string]bool{"arithmetic.jpg": true}
-
-// stdlibRejects are valid files that image/jpeg fails on; each has a twin without the feature.
-var stdlibRejects = map[string]string{"prog-2x1-restart.jpg": "prog-2x1.jpg"}
+// stdlibRejects are valid files that image/jpeg fails on; each has a twin without the feature,
+// whose coefficients are the same (arithmetic.jpg is base-2x2.jpg's pixels, arithmetic-coded).
+var stdlibRejects = map[string]string{"prog-2x1-restart.jpg": "prog-2x1.jpg", "arithmetic.jpg": "base-2x2.jpg"}
 
 // At full size the result agrees with image/jpeg to within IDCT rounding; reduced, with a box
 // filter over the full-size result (the two low-pass filters differ, hence the lower bar).
 func TestDecodeMatchesImageJPEG(t *testing.T) {
 	for name, data := range fixtures(t) {
-		if unsupported[name] || stdlibRejects[name] != "" {
+		if stdlibRejects[name] != "" {
 			continue
 		}
 		want, err := jpeg.Decode(bytes.NewReader(data))
@@ -111,7 +109,8 @@ func TestDecodeMatchesImageJPEG(t *testing.T) {
 	}
 }
 
-// Restart markers change the entropy coding, not the coefficients: the pixels are identical.
+// Restart markers and arithmetic coding change the entropy coding, not the coefficients: the
+// pixels are identical.
 func TestRestartIntervalsDecodeIdentically(t *testing.T) {
 	fx := fixtures(t)
 	pairs := map[string]string{"base-2x2-restart.jpg": "base-2x2.jpg"}
@@ -156,11 +155,17 @@ func TestDecodeConfigAndOrientation(t *testing.T) {
 
 func TestUnsupportedAndLimits(t *testing.T) {
 	fx := fixtures(t)
-	if _, err := Decode(fx["arithmetic.jpg"], Options{}); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("arithmetic coding: %v, want ErrUnsupported", err)
-	}
-	if _, err := DecodeConfig(fx["arithmetic.jpg"]); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("arithmetic coding config: %v, want ErrUnsupported", err)
+	// 12-bit samples (an extended sequential header; the data does not matter) and a lossless
+	// process stay unsupported.
+	twelve := bytes.Replace(fx["base-2x1.jpg"], []byte{0xFF, 0xC0, 0x00, 0x11, 0x08}, []byte{0xFF, 0xC1, 0x00, 0x11, 0x0C}, 1)
+	lossless := bytes.Replace(fx["base-2x1.jpg"], []byte{0xFF, 0xC0}, []byte{0xFF, 0xC3}, 1)
+	for name, data := range map[string][]byte{"12-bit": twelve, "lossless": lossless} {
+		if _, err := Decode(data, Options{}); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("%s: %v, want ErrUnsupported", name, err)
+		}
+		if _, err := DecodeConfig(data); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("%s config: %v, want ErrUnsupported", name, err)
+		}
 	}
 	var fe FormatError
 	if _, err := Decode(fx["base-2x1.jpg"], Options{MaxPixels: 203*135 - 1}); !errors.As(err, &fe) {
@@ -189,6 +194,12 @@ func TestTruncatedDataFails(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	for _, data := range fixtures(f) {
 		f.Add(data, uint8(1))
+	}
+	arith, _ := filepath.Glob(filepath.Join("testdata", "arith", "a-*.jpg"))
+	for _, name := range arith {
+		if data, err := os.ReadFile(name); err == nil {
+			f.Add(data, uint8(0))
+		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte, shrink uint8) {
 		s := 1 << (shrink % 4)

@@ -15,6 +15,18 @@ func (d *decoder) scan(seg []byte) error {
 	if err != nil || s == nil {
 		return err
 	}
+	if d.arith {
+		// Find where the data ends; the QM-coder reads it byte by byte up to there.
+		start := d.pos
+		if err := d.skipEntropyData(); err != nil {
+			return err
+		}
+		s.arith = newArithDecoder(d.data[start:d.pos])
+		if !d.progressive {
+			return s.run()
+		}
+		return d.workers().do(s)
+	}
 	if !d.progressive {
 		err := s.run()
 		d.pos = s.bits.pos
@@ -86,6 +98,9 @@ func (d *decoder) parseScan(seg []byte) (*scanState, error) {
 	}
 	s.ss, s.se, s.al = ss, se, al
 	for i := range ns {
+		if d.arith {
+			break // statistics, not Huffman tables
+		}
 		if (s.kind == sequential || s.kind == dcFirst) && !s.dcTabs[i].defined || (s.kind == sequential || s.kind >= acFirst) && !s.acTabs[i].defined {
 			return nil, FormatError("scan uses an undefined Huffman table")
 		}
@@ -99,6 +114,7 @@ func (d *decoder) parseScan(seg []byte) (*scanState, error) {
 	for i, ci := range s.ci {
 		c := d.comps[ci] // a copy: its slices share the image's arrays, its predictor is the scan's
 		c.pred, c.dc, c.ac = 0, &s.dcTabs[i], &s.acTabs[i]
+		c.td, c.ta, c.actx = int(seg[2+2*i]>>4), int(seg[2+2*i]&15), 0
 		s.comps = append(s.comps, c)
 	}
 	s.bits = bitReader{data: d.data, pos: d.pos}
@@ -119,7 +135,7 @@ func (s *scanState) run() error {
 				return err
 			}
 			for i := range sc {
-				sc[i].pred = 0
+				sc[i].pred, sc[i].actx = 0, 0
 			}
 		}
 		mx, my := m%across, m/across
@@ -165,7 +181,8 @@ type scanState struct {
 	ss, se  int
 	al      int
 	eobrun  int32
-	blk     [64]int16 // sequential scans decode here, then reconstruct at once
+	blk     [64]int16     // sequential scans decode here, then reconstruct at once
+	arith   *arithDecoder // an arithmetic-coded scan's decoder; nil for Huffman coding
 }
 
 // skipEntropyData moves past a scan's data to the next marker that is not a restart marker.
@@ -181,6 +198,9 @@ func (d *decoder) skipEntropyData() error {
 
 // restartMarker expects an RSTn marker after the bits of the previous interval.
 func (s *scanState) restartMarker() error {
+	if s.arith != nil {
+		return s.arith.restart()
+	}
 	data := s.d.data
 	for p := s.bits.pos; p+1 < len(data); p++ {
 		if data[p] != 0xFF || data[p+1] == 0 || data[p+1] == 0xFF {
@@ -200,7 +220,11 @@ func (s *scanState) restartMarker() error {
 func (s *scanState) block(c *component, bx, by int) error {
 	if s.kind == sequential {
 		s.blk = [64]int16{}
-		if err := s.sequentialBlock(c, &s.blk); err != nil {
+		decode := s.sequentialBlock
+		if s.arith != nil {
+			decode = s.arithSequentialBlock
+		}
+		if err := decode(c, &s.blk); err != nil {
 			return err
 		}
 		s.d.reconstruct(c, bx, by, &s.blk)
@@ -208,6 +232,9 @@ func (s *scanState) block(c *component, bx, by int) error {
 	}
 	b := by*c.bw + bx
 	blk := (*[64]int16)(c.coef[b*64 : b*64+64])
+	if s.arith != nil {
+		return s.arithProgressiveBlock(c, blk, &c.nz[b])
+	}
 	switch s.kind {
 	case dcFirst:
 		return s.dcFirstBlock(c, blk)

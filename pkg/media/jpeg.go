@@ -38,8 +38,12 @@ var jpegProcesses = map[byte]string{
 	0xCF: "arithmetic-coded differential lossless",
 }
 
-// jpegUnsupported names what a valid JPEG uses that neither decoder reads (an arithmetic-coded,
-// lossless or hierarchical process, a sample precision other than 8 bits); "" when nothing.
+// decodedProcesses are the SOF markers pkg/jpegscale decodes: baseline, extended sequential and
+// progressive, Huffman- or arithmetic-coded.
+var decodedProcesses = map[byte]bool{0xC0: true, 0xC1: true, 0xC2: true, 0xC9: true, 0xCA: true}
+
+// jpegUnsupported names what a valid JPEG uses that no decoder here reads (a lossless or
+// hierarchical process, a sample precision other than 8 bits); "" when nothing.
 func jpegUnsupported(data []byte) string {
 	var why string
 	jpegSegments(data, func(m byte, seg []byte) bool {
@@ -48,7 +52,7 @@ func jpegUnsupported(data []byte) string {
 			return true
 		}
 		switch {
-		case m != 0xC0 && m != 0xC1 && m != 0xC2:
+		case !decodedProcesses[m]:
 			why = process + " coding"
 		case len(seg) > 0 && seg[0] != 8:
 			why = fmt.Sprintf("%d-bit samples (%s)", seg[0], process)

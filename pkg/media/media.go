@@ -223,7 +223,7 @@ func Decode(data []byte, need Need, opts ...Option) (Decoded, error) {
 			d.Image, d.Color, d.ICC = toSRGB(f, data, d.Image, o)
 			return d, nil
 		}
-		// Variants jpegscale leaves out (CMYK, arithmetic coding, 12-bit) and data it rejects
+		// Variants jpegscale leaves out (CMYK, RGB-coded) and data it rejects
 		// go to the standard decoder, at full size, which has the last word on corruption.
 	}
 	img, err := decode(f, data)

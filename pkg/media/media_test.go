@@ -267,6 +267,8 @@ func FuzzInspectDecode(f *testing.F) {
 	tagged = slices.DeleteFunc(tagged, func(f string) bool { return strings.HasSuffix(f, ".ref.png") })
 	variants, _ := filepath.Glob(filepath.Join("testdata", "*", "*.tif"))
 	unsupported, _ := filepath.Glob(filepath.Join("testdata", "unsupported", "*"))
+	arith, _ := filepath.Glob(filepath.Join("testdata", "arith", "*.jpg"))
+	unsupported = append(unsupported, arith...)
 	for _, file := range slices.Concat(files, more, webp, orients, tagged, variants, unsupported) {
 		if data, err := os.ReadFile(file); err == nil && len(data) <= 256<<10 {
 			f.Add(data)
