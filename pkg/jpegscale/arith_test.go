@@ -3,6 +3,7 @@ package jpegscale
 import (
 	"bytes"
 	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"testing"
@@ -53,4 +54,48 @@ func samePlanes(a, b image.Image) bool {
 		return ok && x.Rect == y.Rect && bytes.Equal(x.Pix, y.Pix)
 	}
 	return false
+}
+
+// A 12-bit JPEG (DCMTK's dcmcjpeg +ee, extended sequential) comes out in 8 bits: each sample
+// within one level of the 12-bit decode IJG's libjpeg makes (dcmdjpeg), over 16.
+func TestTwelveBitComesOutInEightBits(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "twelve", "twelve.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join("testdata", "twelve", "twelve.jpg.ref.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ref, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := Decode(data, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, ok := img.Image.(*image.Gray)
+	r16, ok16 := ref.(*image.Gray16)
+	if !ok || !ok16 || g.Rect != r16.Rect {
+		t.Fatalf("decoded %T %v, reference %T %v", img.Image, img.Image.Bounds(), ref, ref.Bounds())
+	}
+	worst := 0
+	for y := range g.Rect.Dy() {
+		for x := range g.Rect.Dx() {
+			want := min(255, (int(r16.Gray16At(x, y).Y)+8)>>4)
+			worst = max(worst, abs(int(g.GrayAt(x, y).Y)-want))
+		}
+	}
+	if worst > 1 {
+		t.Errorf("up to %d levels from the 12-bit decode over 16", worst)
+	}
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
 }

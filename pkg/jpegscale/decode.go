@@ -5,9 +5,9 @@
 //
 // It handles what cameras and encoders write: 8-bit baseline, extended and progressive JPEGs,
 // Huffman- or arithmetic-coded (arith.go), greyscale or YCbCr with the chroma subsamplings
-// image.YCbCr knows, restart intervals, and the EXIF orientation tag. Anything else (12-bit,
-// lossless, hierarchical, CMYK, RGB-coded) returns ErrUnsupported, so the caller can fall back
-// to image/jpeg.
+// image.YCbCr knows, restart intervals, and the EXIF orientation tag; 12-bit ones come out in 8
+// bits. Anything else (lossless, hierarchical, CMYK, RGB-coded) returns ErrUnsupported, so the
+// caller can fall back to image/jpeg.
 package jpegscale
 
 import (
@@ -141,6 +141,7 @@ type decoder struct {
 	adobe         bool
 	adobeXform    byte
 	arith         bool   // arithmetic-coded (SOF9, SOF10)
+	twelve        bool   // 12-bit samples (extended or progressive)
 	dcL, dcU      [4]int // arithmetic coding's DC conditioning bounds, per table (DAC)
 	acK           [4]int // and its AC conditioning split
 
@@ -269,8 +270,12 @@ func (d *decoder) parseSOF(seg []byte) error {
 	if len(seg) < 6 {
 		return FormatError("short SOF")
 	}
-	if seg[0] != 8 {
-		return ErrUnsupported // 12- or 16-bit samples
+	switch seg[0] {
+	case 8:
+	case 12:
+		d.twelve = true // brought to 8 bits as the blocks are reconstructed
+	default:
+		return ErrUnsupported // 16-bit (lossless) samples
 	}
 	d.height = int(binary.BigEndian.Uint16(seg[1:]))
 	d.width = int(binary.BigEndian.Uint16(seg[3:]))

@@ -155,11 +155,11 @@ func TestDecodeConfigAndOrientation(t *testing.T) {
 
 func TestUnsupportedAndLimits(t *testing.T) {
 	fx := fixtures(t)
-	// 12-bit samples (an extended sequential header; the data does not matter) and a lossless
-	// process stay unsupported.
-	twelve := bytes.Replace(fx["base-2x1.jpg"], []byte{0xFF, 0xC0, 0x00, 0x11, 0x08}, []byte{0xFF, 0xC1, 0x00, 0x11, 0x0C}, 1)
+	// 16-bit samples (the header decides; the data does not matter) and a lossless process stay
+	// unsupported.
+	sixteen := bytes.Replace(fx["base-2x1.jpg"], []byte{0xFF, 0xC0, 0x00, 0x11, 0x08}, []byte{0xFF, 0xC1, 0x00, 0x11, 0x10}, 1)
 	lossless := bytes.Replace(fx["base-2x1.jpg"], []byte{0xFF, 0xC0}, []byte{0xFF, 0xC3}, 1)
-	for name, data := range map[string][]byte{"12-bit": twelve, "lossless": lossless} {
+	for name, data := range map[string][]byte{"16-bit": sixteen, "lossless": lossless} {
 		if _, err := Decode(data, Options{}); !errors.Is(err, ErrUnsupported) {
 			t.Errorf("%s: %v, want ErrUnsupported", name, err)
 		}

@@ -42,6 +42,9 @@ func (d *decoder) reconstruct(c *component, bx, by int, blk *[64]int16) {
 	stride := c.bw * n
 	out := c.pix[by*n*stride+bx*n:]
 	q := &d.quant[c.tq]
+	if d.twelve {
+		blk, q = to8Bits(blk, q)
+	}
 	switch n {
 	case 1:
 		v := clampCoef(int(blk[0]) * int(q[0]))
@@ -179,6 +182,31 @@ func idct8(in, out *[8]int) {
 	out[1], out[6] = e1+o1, e1-o1
 	out[2], out[5] = e2+o2, e2-o2
 	out[3], out[4] = e3+o3, e3-o3
+}
+
+// unitQuant is the quantisation table of coefficients already dequantised.
+var unitQuant = func() (q [64]int32) {
+	for i := range q {
+		q[i] = 1
+	}
+	return q
+}()
+
+// to8Bits turns a 12-bit image's block into the 8-bit one of the same picture: the transform is
+// linear, so its dequantised coefficients over 16 (rounded) give samples over 16, the 8-bit
+// level shift included. The rounding costs under half an 8-bit level.
+func to8Bits(blk *[64]int16, q *[64]int32) (*[64]int16, *[64]int32) {
+	var out [64]int16
+	for i, v := range blk {
+		x := int(v) * int(q[i])
+		if x < 0 {
+			x = -((-x + 8) >> 4)
+		} else {
+			x = (x + 8) >> 4
+		}
+		out[i] = int16(clampCoef(x))
+	}
+	return &out, &unitQuant
 }
 
 func clampCoef(v int) int {

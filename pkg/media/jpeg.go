@@ -43,7 +43,7 @@ var jpegProcesses = map[byte]string{
 var decodedProcesses = map[byte]bool{0xC0: true, 0xC1: true, 0xC2: true, 0xC9: true, 0xCA: true}
 
 // jpegUnsupported names what a valid JPEG uses that no decoder here reads (a lossless or
-// hierarchical process, a sample precision other than 8 bits); "" when nothing.
+// hierarchical process, a sample precision other than 8 or 12 bits); "" when nothing.
 func jpegUnsupported(data []byte) string {
 	var why string
 	jpegSegments(data, func(m byte, seg []byte) bool {
@@ -54,7 +54,7 @@ func jpegUnsupported(data []byte) string {
 		switch {
 		case !decodedProcesses[m]:
 			why = process + " coding"
-		case len(seg) > 0 && seg[0] != 8:
+		case len(seg) > 0 && seg[0] != 8 && seg[0] != 12:
 			why = fmt.Sprintf("%d-bit samples (%s)", seg[0], process)
 		}
 		return false

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"image"
+	"image/color"
 	_ "image/gif"  // decoder registration
 	_ "image/jpeg" // decoder registration
 	_ "image/png"  // decoder registration
@@ -179,6 +180,13 @@ func decodeConfig(f Format, data []byte) (image.Config, string, error) {
 	var cfg image.Config
 	var err error
 	switch f {
+	case JPEG:
+		// jpegscale reads the headers of what it decodes (arithmetic-coded and 12-bit JPEGs
+		// too, which image/jpeg refuses); the rest (CMYK, RGB-coded) goes to image/jpeg.
+		if c, err := jpegscale.DecodeConfig(data); err == nil {
+			return image.Config{ColorModel: color.YCbCrModel, Width: c.Width, Height: c.Height}, string(f), nil
+		}
+		return image.DecodeConfig(bytes.NewReader(data))
 	case WebP:
 		cfg, err = xwebp.DecodeConfig(bytes.NewReader(data))
 	case HEIC:

@@ -69,3 +69,25 @@ func TestHEICAndAVIFInputs(t *testing.T) {
 		t.Fatalf("avif: outcome %s err %v", res.Outcome, res.Err)
 	}
 }
+
+// Valid files that used to be quarantined as corrupt go through the whole path: arithmetic-coded
+// and 12-bit JPEGs, a TIFF with JPEG compression, an animated WebP (its first frame), a
+// Display P3 HEIC.
+func TestFilesOnceCorruptArePublished(t *testing.T) {
+	r := newRig(t, nil)
+	for _, path := range []string{
+		"../media/testdata/arith/arith.jpg", "../media/testdata/arith/arith-prog.jpg",
+		"../jpegscale/testdata/twelve/twelve.jpg", "../media/testdata/tiff-jpeg/tiff-jpeg-tiled.tif",
+		"../media/testdata/webp/anim-lossy.webp", "../media/testdata/color/p3.heic",
+	} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := "uploads/" + filepath.Base(path)
+		r.upload(t, key, b, nil)
+		if res := r.proc.Process(context.Background(), "req-valid", r.event(key)); res.Outcome != processor.Succeeded {
+			t.Errorf("%s: %s %q %s %v", key, res.Outcome, res.Reason, res.Detail, res.Err)
+		}
+	}
+}
