@@ -27,6 +27,7 @@ func TestTaggedSourcesMatchLittleCMS(t *testing.T) {
 		{"p3.avif", "sP3C"},
 		{"p3.tif", "sP3C"},
 		{"cmyk.jpg", "sluice test CMYK"},
+		{"ycck.jpg", "sluice test CMYK"},
 		{"adobergb.png", "Compatible with Adobe RGB (1998)"},
 		{"adobergb.webp", "Compatible with Adobe RGB (1998)"},
 		{"adobergb.heic", "Compatible with Adobe RGB (1998)"},

@@ -38,8 +38,8 @@ func TestEveryRenditionOfTaggedSourcesMatchesLittleCMS(t *testing.T) {
 	for _, r := range []*Renderer{defaultRenderer(t), New(small, wm)} {
 		n += compareRenditions(t, r, sources)
 	}
-	if n < 11*5 {
-		t.Errorf("compared %d renditions; want those of 11 fixtures, 5 for each", n)
+	if n < 12*5 {
+		t.Errorf("compared %d renditions; want those of 12 fixtures, 5 for each", n)
 	}
 }
 
