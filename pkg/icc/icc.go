@@ -262,11 +262,31 @@ func FromCICP(primaries, transfer uint16) (*Profile, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: transfer characteristics %d (ITU-T H.273)", ErrUnsupported, transfer)
 	}
-	p := &Profile{Class: "mntr", ColorSpace: "RGB ", PCS: "XYZ ", Version: 4, Matrix: true,
-		Description: fmt.Sprintf("nclx primaries %d, transfer %d", primaries, transfer)}
-	p.XYZ = colorantsD50(prim)
-	p.TRC = [3]Curve{trc, trc, trc}
+	return matrixProfile(fmt.Sprintf("nclx primaries %d, transfer %d", primaries, transfer), prim, trc), nil
+}
+
+// FromChromaticities describes, as a matrix/TRC profile, a PNG's cHRM (the chromaticities of
+// red, green, blue and white) and gAMA (the file gamma g: samples are linear light to the power
+// g, so decoding raises them to 1/g).
+func FromChromaticities(prim [4][2]float64, gamma float64) (*Profile, error) {
+	if gamma <= 0 || gamma > 10 {
+		return nil, fmt.Errorf("%w: a gamma of %g", ErrUnsupported, gamma)
+	}
+	for _, c := range prim {
+		if c[0] <= 0 || c[1] <= 0 || c[0]+c[1] > 1 {
+			return nil, fmt.Errorf("%w: chromaticities %v", ErrUnsupported, prim)
+		}
+	}
+	p := matrixProfile(fmt.Sprintf("cHRM and gAMA %.5f", gamma), prim, Curve{Gamma: 1 / gamma})
+	if _, ok := invert(columns(p.XYZ)); !ok {
+		return nil, fmt.Errorf("%w: chromaticities %v", ErrUnsupported, prim)
+	}
 	return p, nil
+}
+
+func matrixProfile(desc string, prim [4][2]float64, trc Curve) *Profile {
+	return &Profile{Class: "mntr", ColorSpace: "RGB ", PCS: "XYZ ", Version: 4, Matrix: true, Description: desc,
+		XYZ: colorantsD50(prim), TRC: [3]Curve{trc, trc, trc}}
 }
 
 // cicpPrimaries are the chromaticities (x, y) of red, green, blue and white.

@@ -2,8 +2,12 @@ package media_test
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"image"
 	"image/jpeg"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -189,5 +193,66 @@ func TestRotatedCMYKIsConvertedAndUpright(t *testing.T) {
 	}
 	if worst > 3 {
 		t.Errorf("against LittleCMS's rendering turned upright: worst ΔE2000 %.1f", worst)
+	}
+}
+
+// pngChunks rewrites a PNG: its iCCP chunk dropped, the given chunks put after IHDR.
+func pngChunks(t *testing.T, png []byte, add map[string][]byte) []byte {
+	t.Helper()
+	out := append([]byte(nil), png[:8]...)
+	for at := 8; at+12 <= len(png); {
+		n := int(binary.BigEndian.Uint32(png[at:]))
+		typ := string(png[at+4 : at+8])
+		chunk := png[at : at+12+n]
+		at += 12 + n
+		if typ == "iCCP" {
+			continue
+		}
+		out = append(out, chunk...)
+		if typ == "IHDR" {
+			for _, name := range slices.Sorted(maps.Keys(add)) {
+				c := binary.BigEndian.AppendUint32(nil, uint32(len(add[name])))
+				c = append(append(c, name...), add[name]...)
+				out = binary.BigEndian.AppendUint32(append(out, c...), crc32.ChecksumIEEE(c[4:]))
+			}
+		}
+	}
+	return out
+}
+
+// A PNG that describes its colours by cHRM and gAMA instead of a profile is converted by them:
+// the Adobe RGB chart with its profile swapped for Adobe RGB's chromaticities and gamma comes out
+// as LittleCMS renders the profiled one. The usual gAMA of 1/2.2 with sRGB's chromaticities is sRGB.
+func TestPNGChromaticitiesAndGamma(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "color", "adobergb.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u32 := func(vs ...float64) []byte {
+		var b []byte
+		for _, v := range vs {
+			b = binary.BigEndian.AppendUint32(b, uint32(math.Round(v*100000)))
+		}
+		return b
+	}
+	adobe := pngChunks(t, data, map[string][]byte{
+		"cHRM": u32(0.3127, 0.3290, 0.64, 0.33, 0.21, 0.71, 0.15, 0.06),
+		"gAMA": u32(256.0 / 563), // the colord profile's curve: gamma 563/256
+	})
+	d, err := media.Decode(adobe, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Color.Converted {
+		t.Fatalf("colour %+v, want converted by cHRM and gAMA", d.Color)
+	}
+	mean, p99 := icctest.DeltaE(d.Image, readPNG(t, filepath.Join("testdata", "color", "adobergb.png.ref.png")))
+	t.Logf("against LittleCMS's rendering of the profiled file: mean ΔE2000 %.2f, p99 %.2f", mean, p99)
+	if mean > 1.5 || p99 > 3 {
+		t.Errorf("mean ΔE2000 %.2f, p99 %.2f", mean, p99)
+	}
+	usual := pngChunks(t, data, map[string][]byte{"cHRM": u32(0.3127, 0.3290, 0.64, 0.33, 0.30, 0.60, 0.15, 0.06), "gAMA": u32(1 / 2.2)})
+	if d, err := media.Decode(usual, nil); err != nil || d.Color != (media.Color{}) {
+		t.Errorf("sRGB's cHRM with gAMA 1/2.2: %+v %v, want it taken as sRGB", d.Color, err)
 	}
 }

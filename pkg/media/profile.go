@@ -3,10 +3,12 @@ package media
 import (
 	"bytes"
 	"compress/zlib"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
 	"io"
+	"math"
 
 	"github.com/sluice-dev/sluice/pkg/exif"
 	"github.com/sluice-dev/sluice/pkg/icc"
@@ -88,6 +90,10 @@ func sourceProfile(f Format, data []byte) (*icc.Profile, []byte, error) {
 		if raw, err = embeddedProfile(f, data); err != nil {
 			return nil, nil, err
 		}
+	}
+	if raw == nil && f == PNG && pngChunk(data, "sRGB") == nil {
+		p, err := pngChromaticities(data)
+		return p, nil, err
 	}
 	if raw == nil {
 		return nil, nil, nil
@@ -177,4 +183,32 @@ func pngProfile(chunk []byte) ([]byte, error) {
 		return nil, fmt.Errorf("iCCP chunk: %w", err)
 	}
 	return b, nil
+}
+
+// sRGBPrimaries are sRGB's chromaticities (red, green, blue, white), as a PNG's cHRM states them.
+var sRGBPrimaries = [4][2]float64{{0.64, 0.33}, {0.30, 0.60}, {0.15, 0.06}, {0.3127, 0.3290}}
+
+// pngChromaticities is the colour description of a PNG without a profile or an sRGB chunk: its
+// cHRM chromaticities (sRGB's when absent) and gAMA gamma (nil when absent, or the usual 1/2.2
+// with sRGB's chromaticities, which viewers show as sRGB).
+func pngChromaticities(data []byte) (*icc.Profile, error) {
+	gama, chrm := pngChunk(data, "gAMA"), pngChunk(data, "cHRM")
+	if len(gama) != 4 {
+		return nil, nil // no gamma: nothing to convert by (a cHRM alone is not evaluated)
+	}
+	gamma := float64(binary.BigEndian.Uint32(gama)) / 100000
+	prim := sRGBPrimaries
+	if len(chrm) == 32 {
+		v := func(i int) float64 { return float64(binary.BigEndian.Uint32(chrm[4*i:])) / 100000 }
+		prim = [4][2]float64{{v(2), v(3)}, {v(4), v(5)}, {v(6), v(7)}, {v(0), v(1)}}
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 0.0005 }
+	same := true
+	for i := range prim {
+		same = same && near(prim[i][0], sRGBPrimaries[i][0]) && near(prim[i][1], sRGBPrimaries[i][1])
+	}
+	if same && math.Abs(gamma-1/2.2) < 0.001 {
+		return nil, nil
+	}
+	return icc.FromChromaticities(prim, gamma)
 }
