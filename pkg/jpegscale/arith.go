@@ -199,7 +199,7 @@ func (s *scanState) arithDC(c *component) (int32, error) {
 		return 0, err
 	}
 	// This difference's category conditions the next one's decisions (F.1.4.4.1.2).
-	switch l, u := s.d.dcL[c.td], s.d.dcU[c.td]; {
+	switch l, u := s.dcL[c.td], s.dcU[c.td]; {
 	case m < (1<<l)>>1:
 		c.actx = 0
 	case m > (1<<u)>>1:
@@ -241,7 +241,7 @@ func (s *scanState) arithAC(c *component, blk *[64]int16, nz *uint64, ss, se int
 			v = 1
 			if a.decode(&st[i]) != 0 {
 				x := 217
-				if k <= s.d.acK[c.ta] {
+				if k <= s.acK[c.ta] {
 					x = 189
 				}
 				var err error

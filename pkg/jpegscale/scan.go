@@ -53,7 +53,7 @@ func (d *decoder) parseScan(seg []byte) (*scanState, error) {
 	if ns < 1 || ns > len(d.comps) || len(seg) != 4+2*ns {
 		return nil, FormatError("bad SOS length")
 	}
-	s := &scanState{d: d, restart: d.restart}
+	s := &scanState{d: d, restart: d.restart, dcL: d.dcL, dcU: d.dcU, acK: d.acK} // a later DAC may redefine them
 	for i := range ns {
 		id, tables := seg[1+2*i], seg[2+2*i]
 		ci := -1
@@ -183,6 +183,8 @@ type scanState struct {
 	eobrun  int32
 	blk     [64]int16     // sequential scans decode here, then reconstruct at once
 	arith   *arithDecoder // an arithmetic-coded scan's decoder; nil for Huffman coding
+	// An arithmetic-coded scan's conditioning (copies of the decoder's, as for Huffman tables).
+	dcL, dcU, acK [4]int
 }
 
 // skipEntropyData moves past a scan's data to the next marker that is not a restart marker.
