@@ -5,8 +5,11 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/recipe"
@@ -89,5 +92,47 @@ func TestFilesOnceCorruptArePublished(t *testing.T) {
 		if res := r.proc.Process(context.Background(), "req-valid", r.event(key)); res.Outcome != processor.Succeeded {
 			t.Errorf("%s: %s %q %s %v", key, res.Outcome, res.Reason, res.Detail, res.Err)
 		}
+	}
+}
+
+// Every published object carries the Cache-Control its recipe says, for a CDN in front of the
+// output bucket: renditions (immutable generation keys) a year and immutable by default, the
+// manifest a minute; a recipe may say otherwise.
+func TestPublishedObjectsCarryTheirCacheControl(t *testing.T) {
+	custom, err := recipe.Parse([]byte(`{"cache_control":{"renditions":"public, max-age=86400","manifest":"no-cache"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		recipe               recipe.Recipe
+		renditions, manifest string
+	}{
+		{recipe.Default(), recipe.DefaultRenditionsCache, recipe.DefaultManifestCache},
+		{custom, "public, max-age=86400", "no-cache"},
+	} {
+		r := newRig(t, func(cfg *processor.Config) { cfg.Recipe = c.recipe })
+		const key = "uploads/cached.jpg"
+		r.upload(t, key, grayJPEG(t, 400, 300), nil)
+		if res := r.proc.Process(context.Background(), "req-cache", r.event(key)); res.Outcome != processor.Succeeded {
+			t.Fatalf("%s %v", res.Outcome, res.Err)
+		}
+		head := func(k string) string {
+			out, err := r.env.S3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(r.output), Key: aws.String(k)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return aws.ToString(out.CacheControl)
+		}
+		for _, name := range []string{"large", "medium", "thumb"} {
+			if got := head(r.rendition(t, key, name)); got != c.renditions {
+				t.Errorf("rendition %s: Cache-Control %q, want %q", name, got, c.renditions)
+			}
+		}
+		if got := head(r.proc.Keys().Manifest(key)); got != c.manifest {
+			t.Errorf("manifest: Cache-Control %q, want %q", got, c.manifest)
+		}
+	}
+	if _, err := recipe.Parse([]byte(`{"cache_control":{"manifest":"no-cache\r\nX-Evil: 1"}}`)); err == nil || !strings.Contains(err.Error(), "cache_control.manifest") {
+		t.Errorf("a header value with CR LF: %v", err)
 	}
 }

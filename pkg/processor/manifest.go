@@ -77,7 +77,8 @@ func (r *run) commit(src storage.Object, outs []state.Output) (string, error) {
 	// whole new one, never a part.
 	prev, err := r.putFenced(storage.Put{
 		Bucket: r.p.cfg.OutputBucket, Key: key, Body: body, ContentType: "application/json",
-		Metadata: r.metadata(src),
+		CacheControl: r.p.cfg.Recipe.CacheControl.ManifestCache(),
+		Metadata:     r.metadata(src),
 	})
 	if err != nil {
 		return "", err

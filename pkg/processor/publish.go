@@ -26,7 +26,8 @@ func (r *run) publish(src storage.Object, o render.Output) (state.Output, error)
 	final := keys.Final(src.Key, gen, o.Name, o.Ext())
 	w, err := r.p.objects.Put(r.ctx, storage.Put{
 		Bucket: r.p.cfg.OutputBucket, Key: tmp, Body: o.Body, ContentType: o.ContentType(),
-		Metadata: r.metadata(src),
+		CacheControl: r.p.cfg.Recipe.CacheControl.RenditionsCache(), // the copy keeps it
+		Metadata:     r.metadata(src),
 	})
 	if err != nil {
 		return state.Output{}, err

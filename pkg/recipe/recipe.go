@@ -5,6 +5,7 @@ package recipe
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -99,7 +100,31 @@ type Recipe struct {
 	// when empty) renditions of its first frame, in their own formats; AnimationPreserve animated
 	// GIF renditions of every frame, keeping each frame's delay and the loop count.
 	Animation string `json:"animation,omitempty"`
+	// CacheControl is the Cache-Control each published object carries, for a CDN in front of
+	// the output bucket: renditions live at immutable generation keys, the manifest at a stable
+	// one. Empty fields take DefaultRenditionsCache and DefaultManifestCache (and then leave the
+	// recipe's version as it was).
+	CacheControl CacheControl `json:"cache_control,omitzero"`
 }
+
+// CacheControl is the Cache-Control of each kind of published object.
+type CacheControl struct {
+	Renditions string `json:"renditions,omitempty"`
+	Manifest   string `json:"manifest,omitempty"`
+}
+
+// Cache-Control defaults: a rendition's key never changes meaning (a new version is a new
+// generation key), so a year and immutable; the manifest is re-read, so a minute.
+const (
+	DefaultRenditionsCache = "public, max-age=31536000, immutable"
+	DefaultManifestCache   = "public, max-age=60"
+)
+
+// RenditionsCache is the renditions' Cache-Control.
+func (c CacheControl) RenditionsCache() string { return cmp.Or(c.Renditions, DefaultRenditionsCache) }
+
+// ManifestCache is the manifest's Cache-Control.
+func (c CacheControl) ManifestCache() string { return cmp.Or(c.Manifest, DefaultManifestCache) }
 
 // Animation policies.
 const (
@@ -222,6 +247,11 @@ func (r Recipe) Validate() error {
 			bad(s.field, "%q: want %s or %s", v, s.def, s.other)
 		}
 	}
+	for field, v := range map[string]string{"cache_control.renditions": r.CacheControl.Renditions, "cache_control.manifest": r.CacheControl.Manifest} {
+		if !headerValue.MatchString(v) {
+			bad(field, "%q: want at most 256 printable ASCII characters", v)
+		}
+	}
 	w := r.Watermark
 	pinned := w.VersionID != "" || w.ETag != ""
 	switch {
@@ -271,6 +301,10 @@ func (r *Recipe) settings() []setting {
 		{"animation", &r.Animation, AnimationFirstFrame, AnimationPreserve},
 	}
 }
+
+// headerValue is what an HTTP header value may hold here: printable ASCII (no CR or LF to split
+// the request), at most 256 characters.
+var headerValue = regexp.MustCompile(`^[\x20-\x7e]{0,256}$`)
 
 var s3URI = regexp.MustCompile(`^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$`)
 

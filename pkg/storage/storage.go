@@ -148,11 +148,12 @@ func (s *Store) Read(ctx context.Context, bucket, key string, limit int64) (Obje
 
 // Put is one object to write.
 type Put struct {
-	Bucket, Key string
-	Body        []byte
-	ContentType string
-	Metadata    map[string]string
-	Only        Precondition // on the key's current object
+	Bucket, Key  string
+	Body         []byte
+	ContentType  string
+	CacheControl string // "" for none; a copy with the source's metadata keeps it
+	Metadata     map[string]string
+	Only         Precondition // on the key's current object
 }
 
 // Precondition guards a write on what the destination holds now; the zero value writes always.
@@ -206,6 +207,7 @@ func (s *Store) Put(ctx context.Context, p Put) (Written, error) {
 		Body:              bytes.NewReader(p.Body),
 		ContentLength:     aws.Int64(int64(len(p.Body))),
 		ContentType:       aws.String(p.ContentType),
+		CacheControl:      nonEmpty(p.CacheControl),
 		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
 		ChecksumSHA256:    aws.String(base64.StdEncoding.EncodeToString(sum[:])),
 		Metadata:          meta,
@@ -217,6 +219,14 @@ func (s *Store) Put(ctx context.Context, p Put) (Written, error) {
 	}
 	w := Written{ETag: strings.Trim(aws.ToString(out.ETag), `"`), SHA256: meta["sha256"], Stored: hexChecksum(aws.ToString(out.ChecksumSHA256))}
 	return w, nil
+}
+
+// nonEmpty is s, or nil for "" (a header the request leaves out).
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return aws.String(s)
 }
 
 // Copy is one server-side copy.
