@@ -137,25 +137,14 @@ func (p *Provider) Flush(ctx context.Context) error {
 	return p.tp.ForceFlush(ctx)
 }
 
-// Shutdown flushes and stops the provider.
-func (p *Provider) Shutdown(ctx context.Context) error {
-	if p.tp == nil {
-		return nil
-	}
-	return p.tp.Shutdown(ctx)
-}
-
 // flushTimeout bounds the export at the end of an invocation: it runs inside the invocation's
 // billed time, and a slow trace backend must not hold the function.
 const flushTimeout = 2 * time.Second
 
-// Handler is a Lambda handler's shape.
-type Handler func(ctx context.Context, raw json.RawMessage) (any, error)
-
 // Flushing wraps h so that the spans of each invocation are exported before it returns (Lambda
 // may freeze the process right after); a failed export is reported to onErr and does not fail
 // the invocation.
-func (p *Provider) Flushing(h Handler, onErr func(error)) Handler {
+func (p *Provider) Flushing(h func(context.Context, json.RawMessage) (any, error), onErr func(error)) func(context.Context, json.RawMessage) (any, error) {
 	return func(ctx context.Context, raw json.RawMessage) (any, error) {
 		out, err := h(ctx, raw)
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)

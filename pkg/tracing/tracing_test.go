@@ -206,7 +206,6 @@ func TestXRayExportIsSignedAndFlushedPerInvocation(t *testing.T) {
 	rcv := testenv.NewOTLP(t)
 	creds := credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "session-token")
 	p := Start(Config{Mode: XRay, Endpoint: rcv.URL, Region: "eu-west-1", Service: "fn"}, aws.NewCredentialsCache(creds))
-	defer func() { _ = p.Shutdown(context.Background()) }()
 
 	h := p.Flushing(func(ctx context.Context, raw json.RawMessage) (any, error) {
 		_, span := p.Tracer().Start(ctx, "object")
