@@ -155,6 +155,9 @@ func TestEveryEventFileThroughTheBuiltBootstrap(t *testing.T) {
 				for _, m := range p.Messages {
 					evs = append(evs, m.Events...)
 				}
+				for _, task := range p.Tasks {
+					evs = append(evs, task.Event)
+				}
 				for _, ev := range evs {
 					if ev.Action == trigger.Created {
 						if _, err := r.env.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(ev.Bucket), Key: aws.String(ev.Key), Body: bytes.NewReader(img.Bytes())}); err != nil {
@@ -182,6 +185,18 @@ func checkResponse(t *testing.T, kind trigger.Kind, resp []byte) {
 		var r events.SQSEventResponse
 		if err := json.Unmarshal(resp, &r); err != nil || len(r.BatchItemFailures) != 0 {
 			t.Errorf("SQS response %s (%v)", resp, err)
+		}
+		return
+	}
+	if kind == trigger.KindBatch {
+		var r events.S3BatchJobResponse
+		if err := json.Unmarshal(resp, &r); err != nil || len(r.Results) == 0 {
+			t.Fatalf("S3 Batch Operations response %s (%v)", resp, err)
+		}
+		for _, res := range r.Results {
+			if res.ResultCode != "Succeeded" {
+				t.Errorf("task %s: %s %s", res.TaskID, res.ResultCode, res.ResultString)
+			}
 		}
 		return
 	}

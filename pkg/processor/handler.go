@@ -53,6 +53,8 @@ func (p *Processor) Handle(ctx context.Context, raw json.RawMessage) (any, error
 		return Response{Kind: payload.Kind}, nil
 	case trigger.KindSQS:
 		return p.handleSQS(ctx, requestID, log, payload.Messages), nil
+	case trigger.KindBatch:
+		return p.handleBatch(ctx, requestID, payload), nil
 	}
 	resp := Response{Kind: payload.Kind, Results: make([]Result, 0, len(payload.Events))}
 	failed := &EventsFailedError{}
@@ -73,7 +75,7 @@ func (p *Processor) Handle(ctx context.Context, raw json.RawMessage) (any, error
 // so an alarm or a log query can tell a bad payload from events to retry.
 
 // UnrecognisedPayloadError: the invocation's payload is no shape the handler knows (S3, SQS,
-// EventBridge, s3:TestEvent). Retrying cannot help.
+// EventBridge, S3 Batch Operations, s3:TestEvent). Retrying cannot help.
 type UnrecognisedPayloadError struct{ Err error }
 
 func (e *UnrecognisedPayloadError) Error() string { return "unrecognised payload: " + e.Err.Error() }
@@ -143,4 +145,60 @@ func (p *Processor) retryIn(ctx context.Context, log *slog.Logger, msg trigger.M
 	}); err != nil {
 		log.Warn("message visibility not shortened; it waits out the queue's timeout", "message_id", msg.ID, "err", err)
 	}
+}
+
+// S3 Batch Operations result codes.
+const (
+	batchSucceeded = "Succeeded"
+	batchRetry     = "TemporaryFailure"
+	batchFailed    = "PermanentFailure"
+)
+
+// maxBatchResult bounds a task's result string (the job's completion report keeps it).
+const maxBatchResult = 1024
+
+// handleBatch runs each S3 Batch Operations task through the same path as any event and
+// answers it: Succeeded with the manifest key, "duplicate", "quarantined:<reason>", "removed"
+// or why it was skipped; TemporaryFailure for what a retry may cure (a transient fault, another
+// worker's claim, the deadline), which Batch Operations retries; PermanentFailure for an object
+// that is gone or a task that cannot be read.
+func (p *Processor) handleBatch(ctx context.Context, requestID string, pl trigger.Payload) events.S3BatchJobResponse {
+	resp := events.S3BatchJobResponse{
+		InvocationSchemaVersion: pl.SchemaVersion, InvocationID: pl.InvocationID, TreatMissingKeysAs: batchFailed,
+		Results: make([]events.S3BatchJobResult, 0, len(pl.Tasks)),
+	}
+	for _, t := range pl.Tasks {
+		code, text := batchFailed, ""
+		if t.Err != nil {
+			text = t.Err.Error()
+		} else {
+			code, text = batchResult(p.Process(ctx, requestID, t.Event))
+		}
+		if len(text) > maxBatchResult {
+			text = text[:maxBatchResult]
+		}
+		resp.Results = append(resp.Results, events.S3BatchJobResult{TaskID: t.ID, ResultCode: code, ResultString: text})
+	}
+	return resp
+}
+
+// batchResult is a task's result code and string for an event's result.
+func batchResult(res Result) (code, text string) {
+	switch res.Outcome {
+	case Succeeded:
+		return batchSucceeded, res.Manifest
+	case Duplicate:
+		return batchSucceeded, "duplicate"
+	case Quarantined:
+		return batchSucceeded, "quarantined:" + res.Reason
+	case Removed:
+		return batchSucceeded, "removed"
+	case Failed:
+		return batchRetry, res.Err.Error()
+	case Skipped, Stale:
+		if res.Detail == objectGone {
+			return batchFailed, res.Detail
+		}
+	}
+	return batchSucceeded, string(res.Outcome) + ": " + res.Detail
 }

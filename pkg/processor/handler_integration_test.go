@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/trigger"
@@ -45,5 +47,53 @@ func TestHandlerErrorsAreNamedTypes(t *testing.T) {
 	var failed *processor.EventsFailedError
 	if !errors.As(err, &failed) || errorType(err) != "EventsFailedError" || len(failed.Failed) != 1 || failed.Failed[0].Key != key {
 		t.Errorf("a busy event: errorType %q (%v)", errorType(err), err)
+	}
+}
+
+// An S3 Batch Operations invocation gets one answer per task, in its schema and with its id: a
+// published file Succeeded with its manifest key, a bad one Succeeded as quarantined with its
+// reason, a busy one TemporaryFailure (Batch Operations retries it), a gone one and an unreadable
+// task PermanentFailure.
+func TestS3BatchOperationsAnswersEachTask(t *testing.T) {
+	r := newRig(t, nil)
+	r.upload(t, "uploads/good.jpg", grayJPEG(t, 300, 200), nil)
+	r.upload(t, "uploads/bad.jpg", []byte("not an image"), nil)
+	r.upload(t, "uploads/busy.jpg", grayJPEG(t, 300, 200), nil)
+	if _, _, err := r.states.Claim(context.Background(), state.ClaimRequest{
+		Bucket: r.staging, Key: "uploads/busy.jpg", ObjectVersion: "etag:other", RecipeVersion: "r", RequestID: "req-other",
+		Token: "tok", LeaseUntil: time.Now().Add(time.Minute), MaxAttempts: 5,
+	}, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	task := func(id, key string) map[string]any {
+		return map[string]any{"taskId": id, "s3Key": url.QueryEscape(key), "s3BucketArn": "arn:aws:s3:::" + r.staging}
+	}
+	raw, _ := json.Marshal(map[string]any{"invocationSchemaVersion": "1.0", "invocationId": "inv-1", "job": map[string]any{"id": "job"},
+		"tasks": []any{task("good", "uploads/good.jpg"), task("bad", "uploads/bad.jpg"), task("busy", "uploads/busy.jpg"),
+			task("gone", "uploads/gone.jpg"), map[string]any{"taskId": "garbled", "s3Key": "%zz", "s3BucketArn": "arn:aws:s3:::" + r.staging}}})
+	out, err := r.proc.Handle(context.Background(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := out.(events.S3BatchJobResponse)
+	if resp.InvocationSchemaVersion != "1.0" || resp.InvocationID != "inv-1" || resp.TreatMissingKeysAs != "PermanentFailure" {
+		t.Errorf("answer %+v", resp)
+	}
+	want := map[string][2]string{
+		"good":    {"Succeeded", r.proc.Keys().Manifest("uploads/good.jpg")},
+		"bad":     {"Succeeded", "quarantined:unsupported_type"},
+		"busy":    {"TemporaryFailure", ""},
+		"gone":    {"PermanentFailure", "the object no longer exists"},
+		"garbled": {"PermanentFailure", ""},
+	}
+	for _, res := range resp.Results {
+		w := want[res.TaskID]
+		if res.ResultCode != w[0] || (w[1] != "" && res.ResultString != w[1]) || res.ResultString == "" {
+			t.Errorf("task %s: %s %q, want %s %q", res.TaskID, res.ResultCode, res.ResultString, w[0], w[1])
+		}
+		delete(want, res.TaskID)
+	}
+	if len(want) != 0 {
+		t.Errorf("tasks not answered: %v", want)
 	}
 }

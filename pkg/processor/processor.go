@@ -124,7 +124,9 @@ type Result struct {
 	Version string  `json:"version,omitempty"` // the content looked at: "v:<version id>" or "etag:<etag>"
 	Reason  string  `json:"reason,omitempty"`
 	Detail  string  `json:"detail,omitempty"`
-	Err     error   `json:"-"`
+	// Manifest is the manifest's key, for a Succeeded event.
+	Manifest string `json:"manifest,omitempty"`
+	Err      error  `json:"-"`
 	// RetryIn, for a Failed event, is when trying again may help (another worker holds the
 	// object now): the SQS message is made visible again then, not after the whole timeout.
 	RetryIn time.Duration `json:"-"`
@@ -274,7 +276,7 @@ func (r *run) guarded(res *Result) {
 	case errors.Is(err, storage.ErrNotFound) && r.ev.Action == trigger.Removed:
 		r.remove(res)
 	case errors.Is(err, storage.ErrNotFound):
-		res.Outcome, res.Detail = Skipped, "the object no longer exists"
+		res.Outcome, res.Detail = Skipped, objectGone
 	case err != nil:
 		res.Outcome, res.Err = Failed, err
 	default:
@@ -283,6 +285,9 @@ func (r *run) guarded(res *Result) {
 		r.do(res, src)
 	}
 }
+
+// objectGone is the detail of an event whose object no longer exists.
+const objectGone = "the object no longer exists"
 
 // run is the work on one object.
 type run struct {
@@ -380,7 +385,7 @@ func (r *run) do(res *Result, src storage.Object) {
 		res.Outcome, res.Err = Failed, err
 		return
 	}
-	res.Outcome, res.Detail = Succeeded, fmt.Sprintf("%d renditions, manifest %s", len(outputs), manifestKey)
+	res.Outcome, res.Manifest, res.Detail = Succeeded, manifestKey, fmt.Sprintf("%d renditions, manifest %s", len(outputs), manifestKey)
 }
 
 // finish records the claim's outcome. It runs past the deadline margin (the claim is held until

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -522,6 +523,9 @@ func (r *rig) handleEventFilePayload(t *testing.T, raw, img []byte, requestID st
 	for _, m := range p.Messages {
 		evs = append(evs, m.Events...)
 	}
+	for _, task := range p.Tasks {
+		evs = append(evs, task.Event)
+	}
 	for _, ev := range evs {
 		if ev.Action == trigger.Created {
 			r.upload(t, ev.Key, img, nil)
@@ -543,7 +547,23 @@ func (r *rig) handleEventFilePayload(t *testing.T, raw, img []byte, requestID st
 				t.Errorf("%s: %s (%s)", res.Key, res.Outcome, res.Detail)
 			}
 		}
+	case events.S3BatchJobResponse:
+		checkBatchResponse(t, p, resp)
 	default:
 		t.Fatalf("response %T", out)
+	}
+}
+
+// checkBatchResponse asserts an S3 Batch Operations answer: the invocation's schema and id, and
+// every task Succeeded with its manifest key.
+func checkBatchResponse(t *testing.T, p trigger.Payload, resp events.S3BatchJobResponse) {
+	t.Helper()
+	if resp.InvocationSchemaVersion != p.SchemaVersion || resp.InvocationID != p.InvocationID || len(resp.Results) != len(p.Tasks) {
+		t.Fatalf("answer %+v to %d tasks", resp, len(p.Tasks))
+	}
+	for i, res := range resp.Results {
+		if res.TaskID != p.Tasks[i].ID || res.ResultCode != "Succeeded" || !strings.HasSuffix(res.ResultString, "manifest.json") {
+			t.Errorf("task %s: %+v", p.Tasks[i].ID, res)
+		}
 	}
 }

@@ -1,7 +1,8 @@
 // Package trigger turns every payload a user may wire to the processor into object events: an S3
 // event notification (direct Lambda trigger or MinIO's webhook, same Records shape), SQS messages
-// whose bodies are S3 notifications or EventBridge events, and EventBridge "Object Created" /
-// "Object Deleted" events. Keys come out URL-decoded; s3:TestEvent is recognised and dropped.
+// whose bodies are S3 notifications or EventBridge events, EventBridge "Object Created" /
+// "Object Deleted" events, and S3 Batch Operations tasks (schemas 1.0 and 2.0). Keys come out
+// URL-decoded; s3:TestEvent is recognised and dropped.
 package trigger
 
 import (
@@ -24,6 +25,7 @@ const (
 	KindSQS         Kind = "sqs"
 	KindEventBridge Kind = "eventbridge"
 	KindTest        Kind = "s3-test-event"
+	KindBatch       Kind = "s3-batch-operations"
 )
 
 // Action says what happened to the object.
@@ -62,11 +64,23 @@ type Message struct {
 	Receives      int
 }
 
+// Task is one S3 Batch Operations task: its id (for its result) and the object it names, or why
+// it could not be read.
+type Task struct {
+	ID    string
+	Event ObjectEvent
+	Err   error
+}
+
 // Payload is a parsed invocation.
 type Payload struct {
 	Kind     Kind
 	Events   []ObjectEvent // for KindS3 and KindEventBridge
 	Messages []Message     // for KindSQS
+	// For KindBatch: the tasks, and what the answer must repeat.
+	Tasks         []Task
+	SchemaVersion string
+	InvocationID  string
 }
 
 // ErrUnrecognised is returned for a payload of no known shape.
@@ -80,6 +94,7 @@ type probe struct {
 	Event      string `json:"Event"`
 	DetailType string `json:"detail-type"`
 	Source     string `json:"source"`
+	Schema     string `json:"invocationSchemaVersion"`
 }
 
 // Parse reads a raw Lambda payload.
@@ -91,6 +106,8 @@ func Parse(raw []byte) (Payload, error) {
 	switch {
 	case p.Event == "s3:TestEvent":
 		return Payload{Kind: KindTest}, nil
+	case p.Schema != "":
+		return parseBatch(raw, p.Schema)
 	case len(p.Records) > 0 && p.Records[0].EventSource == "aws:sqs":
 		var ev events.SQSEvent
 		if err := json.Unmarshal(raw, &ev); err != nil {
@@ -129,7 +146,51 @@ func Parse(raw []byte) (Payload, error) {
 		}
 		return pl, nil
 	}
-	return Payload{}, fmt.Errorf("%w: no Records, no S3 EventBridge detail-type, not an s3:TestEvent", ErrUnrecognised)
+	return Payload{}, fmt.Errorf("%w: no Records, no S3 EventBridge detail-type, no S3 Batch Operations invocationSchemaVersion, not an s3:TestEvent", ErrUnrecognised)
+}
+
+// batchEvent holds both S3 Batch Operations schemas: 1.0 names a task's bucket by ARN, 2.0 by
+// name. Keys come URL-encoded.
+type batchEvent struct {
+	InvocationID string `json:"invocationId"`
+	Tasks        []struct {
+		TaskID      string `json:"taskId"`
+		S3Key       string `json:"s3Key"`
+		S3VersionID string `json:"s3VersionId"`
+		S3BucketARN string `json:"s3BucketArn"`
+		S3Bucket    string `json:"s3Bucket"`
+	} `json:"tasks"`
+}
+
+// parseBatch reads an S3 Batch Operations invocation (schema 1.0 or 2.0). A task that cannot be
+// read keeps its id and the reason, so that it is answered, not lost.
+func parseBatch(raw []byte, schema string) (Payload, error) {
+	if schema != "1.0" && schema != "2.0" {
+		return Payload{}, fmt.Errorf("%w: S3 Batch Operations schema %q (1.0 and 2.0 are known)", ErrUnrecognised, schema)
+	}
+	var ev batchEvent
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return Payload{}, fmt.Errorf("%w: S3 Batch Operations event: %v", ErrUnrecognised, err)
+	}
+	pl := Payload{Kind: KindBatch, SchemaVersion: schema, InvocationID: ev.InvocationID}
+	for _, t := range ev.Tasks {
+		task := Task{ID: t.TaskID}
+		bucket := t.S3Bucket
+		if bucket == "" {
+			bucket = t.S3BucketARN[strings.LastIndexByte(t.S3BucketARN, ':')+1:]
+		}
+		key, err := url.QueryUnescape(t.S3Key)
+		switch {
+		case err != nil:
+			task.Err = fmt.Errorf("task %s: key %q is not URL-encoded: %v", t.TaskID, t.S3Key, err)
+		case bucket == "" || key == "":
+			task.Err = fmt.Errorf("task %s names no bucket or key", t.TaskID)
+		default:
+			task.Event = ObjectEvent{Action: Created, Name: "BatchOperations", Bucket: bucket, Key: key, VersionID: t.S3VersionID}
+		}
+		pl.Tasks = append(pl.Tasks, task)
+	}
+	return pl, nil
 }
 
 func parseS3(raw []byte) ([]ObjectEvent, error) {

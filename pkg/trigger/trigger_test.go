@@ -120,3 +120,30 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// S3 Batch Operations tasks, schema 1.0 (the bucket as an ARN) and 2.0 (by name): keys come
+// URL-decoded; a task whose key cannot be decoded keeps its id and its reason, to be answered;
+// an unknown schema is refused.
+func TestParseBatchOperations(t *testing.T) {
+	v1, err := trigger.Parse(load(t, "s3-batch-operations-1.0.json"))
+	if err != nil || v1.Kind != trigger.KindBatch || v1.SchemaVersion != "1.0" || len(v1.Tasks) != 1 {
+		t.Fatalf("1.0: %+v %v", v1, err)
+	}
+	if ev := v1.Tasks[0].Event; ev.Bucket != "sluice-staging" || ev.Key != "uploads/sample.jpg" || v1.Tasks[0].ID != "dGFza2lkZ29lc2hlcmUK" {
+		t.Errorf("1.0 task %+v", v1.Tasks[0])
+	}
+	v2, err := trigger.Parse(load(t, "s3-batch-operations-2.0.json"))
+	if err != nil || v2.SchemaVersion != "2.0" || len(v2.Tasks) != 2 || v2.InvocationID == "" {
+		t.Fatalf("2.0: %+v %v", v2, err)
+	}
+	if ev := v2.Tasks[0].Event; ev.Bucket != "sluice-staging" || ev.Key != "uploads/summer 2026/a+b ünïcode.jpg" {
+		t.Errorf("2.0 task %+v", v2.Tasks[0])
+	}
+	bad, err := trigger.Parse([]byte(`{"invocationSchemaVersion":"2.0","invocationId":"i","tasks":[{"taskId":"t","s3Key":"a%zz","s3Bucket":"b"}]}`))
+	if err != nil || len(bad.Tasks) != 1 || bad.Tasks[0].Err == nil || bad.Tasks[0].ID != "t" {
+		t.Errorf("undecodable key: %+v %v", bad, err)
+	}
+	if _, err := trigger.Parse([]byte(`{"invocationSchemaVersion":"3.0","tasks":[]}`)); !errors.Is(err, trigger.ErrUnrecognised) {
+		t.Errorf("schema 3.0: %v", err)
+	}
+}
