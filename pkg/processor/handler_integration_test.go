@@ -59,12 +59,7 @@ func TestS3BatchOperationsAnswersEachTask(t *testing.T) {
 	r.upload(t, "uploads/good.jpg", grayJPEG(t, 300, 200), nil)
 	r.upload(t, "uploads/bad.jpg", []byte("not an image"), nil)
 	r.upload(t, "uploads/busy.jpg", grayJPEG(t, 300, 200), nil)
-	if _, _, err := r.states.Claim(context.Background(), state.ClaimRequest{
-		Bucket: r.staging, Key: "uploads/busy.jpg", ObjectVersion: "etag:other", RecipeVersion: "r", RequestID: "req-other",
-		Token: "tok", LeaseUntil: time.Now().Add(time.Minute), MaxAttempts: 5,
-	}, time.Now); err != nil {
-		t.Fatal(err)
-	}
+	r.holdClaim(t, "uploads/busy.jpg")
 	task := func(id, key string) map[string]any {
 		return map[string]any{"taskId": id, "s3Key": url.QueryEscape(key), "s3BucketArn": "arn:aws:s3:::" + r.staging}
 	}

@@ -444,12 +444,7 @@ func TestSQSBatchReportsOnlyFailedMessages(t *testing.T) {
 	r.upload(t, "uploads/bad.jpg", []byte("not an image"), nil)
 	// busy.jpg is held by a live claim elsewhere: a transient failure, to be retried.
 	r.upload(t, "uploads/busy.jpg", grayJPEG(t, 300, 200), nil)
-	if _, _, err := r.states.Claim(context.Background(), state.ClaimRequest{
-		Bucket: r.staging, Key: "uploads/busy.jpg", ObjectVersion: "etag:other", RecipeVersion: "r", RequestID: "req-other",
-		Token: "tok", LeaseUntil: time.Now().Add(time.Minute), MaxAttempts: 5,
-	}, time.Now); err != nil {
-		t.Fatal(err)
-	}
+	r.holdClaim(t, "uploads/busy.jpg")
 	batch, _ := json.Marshal(map[string]any{"Records": []any{
 		map[string]any{"messageId": "m-busy", "eventSource": "aws:sqs", "body": s3Body(r.staging, "uploads/busy.jpg")},
 		map[string]any{"messageId": "m-good", "eventSource": "aws:sqs", "body": s3Body(r.staging, "uploads/good.jpg")},
@@ -565,5 +560,17 @@ func checkBatchResponse(t *testing.T, p trigger.Payload, resp events.S3BatchJobR
 		if res.TaskID != p.Tasks[i].ID || res.ResultCode != "Succeeded" || !strings.HasSuffix(res.ResultString, "manifest.json") {
 			t.Errorf("task %s: %+v", p.Tasks[i].ID, res)
 		}
+	}
+}
+
+// holdClaim makes key's record held by a live claim of another worker (for a minute): events for
+// it find it busy.
+func (r *rig) holdClaim(t *testing.T, key string) {
+	t.Helper()
+	if _, _, err := r.states.Claim(context.Background(), state.ClaimRequest{
+		Bucket: r.staging, Key: key, ObjectVersion: "etag:other", RecipeVersion: "r", RequestID: "req-other",
+		Token: "tok", LeaseUntil: time.Now().Add(time.Minute), MaxAttempts: 5,
+	}, time.Now); err != nil {
+		t.Fatal(err)
 	}
 }
