@@ -139,7 +139,8 @@ func doneAtLeast(bar string, n int) bool {
 }
 
 // Ctrl-C in a terminal stops a backfill cleanly (started objects finish, the counts are printed,
-// exit status 0); the same command then does only the rest.
+// exit status 0); the same command then does only the rest, and with --checkpoint does not even
+// list again what it had done. A completed backfill removes its checkpoint.
 func TestBackfillCtrlCThenResume(t *testing.T) {
 	env := testenv.Open(t)
 	staging, output, quar := env.Bucket(t), env.Bucket(t), env.Bucket(t)
@@ -152,7 +153,8 @@ func TestBackfillCtrlCThenResume(t *testing.T) {
 		}
 	}
 	bin := buildCLI(t)
-	args := []string{"backfill", "--staging-bucket", staging, "--table", table, "--output-bucket", output, "--quarantine-bucket", quar, "--concurrency", "1"}
+	cp := filepath.Join(t.TempDir(), "backfill.checkpoint")
+	args := []string{"backfill", "--staging-bucket", staging, "--table", table, "--output-bucket", output, "--quarantine-bucket", quar, "--concurrency", "1", "--checkpoint", cp}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = os.Environ()
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 160})
@@ -197,10 +199,17 @@ func TestBackfillCtrlCThenResume(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resume: %v\n%s", err, again)
 	}
-	for _, want := range []string{fmt.Sprintf(`done\s+│\s+%d\s+│`, n-first), fmt.Sprintf(`skipped\s+│\s+%d\s+│`, first)} {
+	for _, want := range []string{fmt.Sprintf(`listed\s+│\s+%d\s+│`, n-first), fmt.Sprintf(`done\s+│\s+%d\s+│`, n-first), `skipped\s+│\s+0\s+│`} {
 		if !regexp.MustCompile(want).Match(again) {
 			t.Errorf("resumed run lacks %s:\n%s", want, again)
 		}
+	}
+	if _, err := os.Stat(cp); !os.IsNotExist(err) {
+		t.Errorf("the completed backfill left its checkpoint: %v", err)
+	}
+	third, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil || !regexp.MustCompile(fmt.Sprintf(`skipped\s+│\s+%d\s+│`, n)).Match(third) {
+		t.Errorf("a run after completion: %v\n%s", err, third)
 	}
 }
 

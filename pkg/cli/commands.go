@@ -45,8 +45,8 @@ func redriveDLQ(ctx context.Context, stdio IO, dlqURL, queueURL string, rate flo
 
 func backfillCmd(tg *target, stdio IO) *cobra.Command {
 	var (
-		bucket, prefix, from, to, via, queueURL string
-		concurrency                             int
+		bucket, prefix, from, to, via, queueURL, checkpointFile string
+		concurrency                                             int
 	)
 	cmd := &cobra.Command{
 		Use:   "backfill",
@@ -54,7 +54,10 @@ func backfillCmd(tg *target, stdio IO) *cobra.Command {
 		Long: `backfill lists the objects under --prefix (default: the upload prefix), keeps those whose own
 LastModified falls in [--from, --to), skips those already SUCCEEDED or QUARANTINED for their current
 content and the current recipe, and processes the rest in this process with --concurrency workers.
-Ctrl-C stops it cleanly; the same command resumes.`,
+It works as it lists (a page of objects, one batched state read), so its memory does not grow with
+the bucket. Ctrl-C stops it cleanly; the same command resumes. With --checkpoint FILE the listing
+position is saved there as it advances, and the same command resumes from it without listing
+again what it has done; the file is removed when the backfill completes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opt := ops.BackfillOptions{Concurrency: concurrency}
@@ -80,8 +83,19 @@ Ctrl-C stops it cleanly; the same command resumes.`,
 			default:
 				return fmt.Errorf("--via %q: want local or queue", via)
 			}
+			if checkpointFile == "" {
+				return withProgress(stdio, "backfill", func(p ops.Progress) (ops.Counts, error) {
+					return d.ops.Backfill(cmd.Context(), opt, p)
+				})
+			}
+			cp, err := loadCheckpoint(checkpointFile, opt)
+			if err != nil {
+				return err
+			}
+			opt.After, opt.Checkpoint = cp.After, cp.advance
 			return withProgress(stdio, "backfill", func(p ops.Progress) (ops.Counts, error) {
-				return d.ops.Backfill(cmd.Context(), opt, p)
+				c, err := d.ops.Backfill(cmd.Context(), opt, p)
+				return c, errors.Join(err, cp.end(err == nil && c.Failed == 0))
 			})
 		},
 	}
@@ -93,6 +107,7 @@ Ctrl-C stops it cleanly; the same command resumes.`,
 	f.IntVar(&concurrency, "concurrency", 4, "objects processed at once")
 	f.StringVar(&via, "via", "local", "local: process here; queue: send S3-shaped messages to the deployed processor's queue")
 	f.StringVar(&queueURL, "queue-url", os.Getenv("QUEUE_URL"), "the processing queue, for --via queue (env QUEUE_URL)")
+	f.StringVar(&checkpointFile, "checkpoint", "", "keep the listing position in this file, to resume without listing again")
 	return cmd
 }
 

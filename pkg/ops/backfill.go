@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/sluice-dev/sluice/pkg/processor"
@@ -20,6 +21,12 @@ type BackfillOptions struct {
 	// Via, when set, sends each due object to the deployed processor's queue (an S3-shaped
 	// message) instead of processing it here; sent objects count as done.
 	Via Sender
+	// After resumes a stopped backfill: the listing starts after this key (a Checkpoint's).
+	After string
+	// Checkpoint, when set, hears the key up to which every listed object has been handled
+	// (skipped, processed or sent; not failed transiently), in listing order, as it advances: a
+	// backfill started again with After set to it re-lists nothing it has done.
+	Checkpoint func(key string)
 }
 
 // Sender hands object events to the deployed processor (queue.Target does, through SQS).
@@ -27,27 +34,22 @@ type Sender interface {
 	SendEvents(ctx context.Context, evs []trigger.ObjectEvent, sent func()) error
 }
 
+// backfillFields are the attributes a backfill reads of each record.
+var backfillFields = []string{"bucket", "key", "status", "reason", "object_etag", "recipe_version"}
+
 // Backfill processes every object under the prefix that is not already SUCCEEDED (or
 // QUARANTINED) for its current content and the current recipe, with opt.Concurrency workers in
-// this process. Stopping it (ctx) lets started objects finish; running it again resumes, since
-// what finished is skipped. A recipe change makes everything due again.
+// this process. It works as it lists: each page of up to state.MaxBatchGet objects is checked
+// against state with one BatchGetItem and the due ones are handed on, so it holds a page, not
+// the listing, and its progress total grows until the listing ends. Stopping it (ctx) lets
+// started objects finish; running it again resumes, since what finished is skipped (and, from
+// opt.After, is not even listed). A recipe change makes everything due again.
 func (o *Ops) Backfill(ctx context.Context, opt BackfillOptions, prog Progress) (Counts, error) {
-	var objs []storage.Object
-	err := o.objects.List(ctx, opt.Bucket, opt.Prefix, func(ob storage.Object) error {
-		if (opt.From.IsZero() || !ob.LastModified.Before(opt.From)) && (opt.To.IsZero() || ob.LastModified.Before(opt.To)) {
-			objs = append(objs, ob)
-		}
-		return nil
-	})
-	if err != nil {
-		return Counts{}, err
-	}
-	var tally Tally
-	tally.Total.Store(int64(len(objs)))
-	if prog != nil {
-		prog.SetTotal(int64(len(objs)))
-	}
-	var sendErr error // set by the consumer; read after wait
+	var (
+		tally   Tally
+		sendErr error // set by the consumer; read after wait
+		mark    = newWatermark(opt.Checkpoint)
+	)
 	send, wait := dispatch(ctx, func(in <-chan job) {
 		if opt.Via == nil {
 			o.runJobs(ctx, in, opt.Concurrency, 0, &tally, prog)
@@ -56,29 +58,52 @@ func (o *Ops) Backfill(ctx context.Context, opt BackfillOptions, prog Progress) 
 		sendErr = o.sendJobs(ctx, in, opt.Via, &tally, prog)
 	})
 	recipe := o.proc.RecipeVersion()
-	var feedErr error
-	for _, ob := range objs {
-		if ctx.Err() != nil {
-			break
+	page := make([]storage.Object, 0, state.MaxBatchGet)
+	feed := func() error {
+		defer func() { page = page[:0] }()
+		ids := make([]string, len(page))
+		for i, ob := range page {
+			ids[i] = state.ID(ob.Bucket, ob.Key)
 		}
-		rec, found, err := o.states.Get(ctx, state.ID(ob.Bucket, ob.Key))
+		recs, err := o.states.GetMany(ctx, ids, state.Read{Fields: backfillFields})
 		if err != nil {
-			feedErr = err
-			break
+			return err
 		}
-		if found && rec.Ended(ob.ETag, recipe) {
-			tally.add(KindSkipped)
-			if prog != nil {
-				prog.Finished(KindSkipped, ob.Key, resultOf(rec))
+		for i, ob := range page {
+			done := mark.add(ob.Key)
+			if rec, found := recs[ids[i]]; found && rec.Ended(ob.ETag, recipe) {
+				tally.add(KindSkipped)
+				if prog != nil {
+					prog.Finished(KindSkipped, ob.Key, resultOf(rec))
+				}
+				done()
+				continue
 			}
-			continue
+			ev := trigger.ObjectEvent{Action: trigger.Created, Name: "sluice:Backfill", Bucket: ob.Bucket, Key: ob.Key, Size: ob.Size, ETag: ob.ETag}
+			if !send(job{ev: ev, done: done}) {
+				return ctx.Err()
+			}
 		}
-		if !send(job{ev: trigger.ObjectEvent{Action: trigger.Created, Name: "sluice:Backfill", Bucket: ob.Bucket, Key: ob.Key, Size: ob.Size, ETag: ob.ETag}}) {
-			break
+		return nil
+	}
+	err := o.objects.ListAfter(ctx, opt.Bucket, opt.Prefix, opt.After, func(ob storage.Object) error {
+		if (!opt.From.IsZero() && ob.LastModified.Before(opt.From)) || (!opt.To.IsZero() && !ob.LastModified.Before(opt.To)) {
+			return nil
 		}
+		total := tally.Total.Add(1)
+		if prog != nil {
+			prog.SetTotal(total)
+		}
+		if page = append(page, ob); len(page) == cap(page) {
+			return feed()
+		}
+		return nil
+	})
+	if err == nil && len(page) > 0 {
+		err = feed()
 	}
 	wait()
-	if err := errors.Join(feedErr, sendErr); err != nil {
+	if err := errors.Join(err, sendErr); err != nil {
 		return tally.Snapshot(), err
 	}
 	return tally.Snapshot(), ctx.Err()
@@ -88,26 +113,78 @@ func (o *Ops) Backfill(ctx context.Context, opt BackfillOptions, prog Progress) 
 // drains the rest of the jobs and returns the error.
 func (o *Ops) sendJobs(ctx context.Context, in <-chan job, via Sender, tally *Tally, prog Progress) error {
 	var (
-		batch  []trigger.ObjectEvent
+		batch  []job
 		failed error
 	)
-	sent := func() {
-		tally.add(KindDone)
-		if prog != nil {
-			prog.Finished(KindDone, "", processor.Result{Detail: "sent to the queue"})
-		}
-	}
 	flush := func() {
 		if len(batch) > 0 && failed == nil {
-			failed = via.SendEvents(ctx, batch, sent)
+			evs := make([]trigger.ObjectEvent, len(batch))
+			for i, j := range batch {
+				evs[i] = j.ev
+			}
+			failed = via.SendEvents(ctx, evs, func() {
+				tally.add(KindDone)
+				if prog != nil {
+					prog.Finished(KindDone, "", processor.Result{Detail: "sent to the queue"})
+				}
+			})
+			if failed == nil {
+				for _, j := range batch {
+					j.finish()
+				}
+			}
 		}
 		batch = batch[:0]
 	}
 	for j := range in {
-		if batch = append(batch, j.ev); len(batch) == 10 {
+		if batch = append(batch, j); len(batch) == 10 {
 			flush()
 		}
 	}
 	flush()
 	return failed
+}
+
+// watermark follows the listing order of a backfill's objects and reports, through advance,
+// the last key up to which every one has been handled: objects finish out of order (workers),
+// so it keeps the keys in flight, at most a page and the workers' share, never the listing.
+// advance is called in order, with the lock held: it should only note the key.
+type watermark struct {
+	mu      sync.Mutex
+	next    int64            // sequence number of the next object listed
+	low     int64            // every object numbered below low is handled
+	pending map[int64]string // handled objects at or above low: sequence → key
+	advance func(key string)
+}
+
+func newWatermark(advance func(string)) *watermark {
+	return &watermark{pending: map[int64]string{}, advance: advance}
+}
+
+// add numbers the next listed object and returns the func that marks it handled.
+func (w *watermark) add(key string) func() {
+	w.mu.Lock()
+	seq := w.next
+	w.next++
+	w.mu.Unlock()
+	return func() { w.handled(seq, key) }
+}
+
+func (w *watermark) handled(seq int64, key string) {
+	w.mu.Lock()
+	defer w.mu.Unlock() // advance is called in order, under the lock
+	w.pending[seq] = key
+	last, moved := "", false
+	for {
+		k, ok := w.pending[w.low]
+		if !ok {
+			break
+		}
+		delete(w.pending, w.low)
+		w.low++
+		last, moved = k, true
+	}
+	if moved && w.advance != nil {
+		w.advance(last)
+	}
 }

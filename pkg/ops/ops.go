@@ -20,6 +20,7 @@ import (
 // objectStore is what ops needs of S3.
 type objectStore interface {
 	List(ctx context.Context, bucket, prefix string, f func(storage.Object) error) error
+	ListAfter(ctx context.Context, bucket, prefix, after string, f func(storage.Object) error) error
 	Head(ctx context.Context, bucket, key string) (storage.Object, error)
 	Read(ctx context.Context, bucket, key string, limit int64) (storage.Object, []byte, error)
 	Delete(ctx context.Context, bucket, key string) error
@@ -28,7 +29,8 @@ type objectStore interface {
 // stateStore is what ops needs of the state table.
 type stateStore interface {
 	Get(ctx context.Context, id string) (state.Record, bool, error)
-	Scan(ctx context.Context, f func(state.Record) error) error
+	Scan(ctx context.Context, r state.Read, f func(state.Record) error) error
+	GetMany(ctx context.Context, ids []string, r state.Read) (map[string]state.Record, error)
 }
 
 // worker processes one object event, as the Lambda does.
@@ -54,11 +56,13 @@ type Ops struct {
 	// Timeout bounds one object's processing, as the Lambda timeout does (its claim's lease
 	// follows it).
 	Timeout time.Duration
+	// Segments is how many segments of the state table a scan reads in parallel.
+	Segments int
 }
 
 // New wires the operator commands to a processor built from cfg.
 func New(cfg processor.Config, objects objectStore, states stateStore, proc worker) *Ops {
-	return &Ops{cfg: cfg, objects: objects, states: states, proc: proc, now: time.Now, Timeout: 5 * time.Minute}
+	return &Ops{cfg: cfg, objects: objects, states: states, proc: proc, now: time.Now, Timeout: 5 * time.Minute, Segments: 4}
 }
 
 // Tally is what a command did, by kind; safe for concurrent use.
@@ -125,7 +129,14 @@ func kindOf(o processor.Outcome) Kind {
 
 // job is one event to process.
 type job struct {
-	ev trigger.ObjectEvent
+	ev   trigger.ObjectEvent
+	done func() // called once the job is handled (not failed transiently); may be nil
+}
+
+func (j job) finish() {
+	if j.done != nil {
+		j.done()
+	}
 }
 
 // dispatch starts consume on a channel of jobs and returns send, which hands it one job (false
@@ -194,6 +205,9 @@ func (o *Ops) runJobs(ctx context.Context, in <-chan job, n int, rate float64, t
 					res := o.proc.Process(ictx, fmt.Sprintf("ops-%d-%d", o.now().UnixNano(), seq.Add(1)), j.ev)
 					cancel()
 					k := kindOf(res.Outcome)
+					if k != KindFailed {
+						j.finish() // a failed one is to do again: a resumed listing must reach it
+					}
 					tally.add(k)
 					if prog != nil {
 						prog.Finished(k, j.ev.Key, res)

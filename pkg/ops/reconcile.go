@@ -62,7 +62,7 @@ func (o *Ops) Reconcile(ctx context.Context, bucket, prefix string) ([]Finding, 
 		return nil, err
 	}
 	records := map[string]state.Record{}
-	if err := o.states.Scan(ctx, func(r state.Record) error {
+	if err := o.states.Scan(ctx, state.Read{Segments: o.Segments}, func(r state.Record) error {
 		if r.Bucket == bucket && strings.HasPrefix(r.Key, prefix) {
 			records[r.Key] = r
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -37,36 +38,53 @@ type ReasonCount struct {
 	Count  int    `json:"count"`
 }
 
-// Report scans the state table and summarises it.
+// reportFields are the attributes a report reads of each record.
+var reportFields = []string{"status", "reason", "duration_ms"}
+
+// Report scans the state table and summarises it as it goes: three attributes of each record
+// are read (a projection) and added to counters, so its memory does not grow with the table.
 func (o *Ops) Report(ctx context.Context) (Report, error) {
-	var recs []state.Record
-	err := o.states.Scan(ctx, func(r state.Record) error {
-		recs = append(recs, r)
+	var b ReportBuilder
+	err := o.states.Scan(ctx, state.Read{Fields: reportFields, Segments: o.Segments}, func(r state.Record) error {
+		b.Add(r)
 		return nil
 	})
-	return BuildReport(recs), err
+	return b.Report(), err
 }
 
-// BuildReport summarises records.
-func BuildReport(recs []state.Record) Report {
-	r := Report{Records: len(recs)}
-	statuses := map[state.Status]int{}
-	reasons := map[string]int{}
-	var durations []int64
-	for _, rec := range recs {
-		statuses[rec.Status]++
-		if rec.Status == state.Quarantined {
-			reasons[rec.Reason]++
-		}
-		if rec.DurationMS > 0 && rec.Finished() {
-			durations = append(durations, rec.DurationMS)
-		}
+// ReportBuilder aggregates records into a Report one at a time, in memory bounded by the number
+// of statuses, reasons and distinct durations (kept to three significant figures), not of
+// records. The zero value is ready.
+type ReportBuilder struct {
+	records   int
+	statuses  map[state.Status]int
+	reasons   map[string]int
+	durations map[int64]int // rounded duration → records
+}
+
+// Add counts one record.
+func (b *ReportBuilder) Add(rec state.Record) {
+	if b.statuses == nil {
+		b.statuses, b.reasons, b.durations = map[state.Status]int{}, map[string]int{}, map[int64]int{}
 	}
-	for s, n := range statuses {
+	b.records++
+	b.statuses[rec.Status]++
+	if rec.Status == state.Quarantined {
+		b.reasons[rec.Reason]++
+	}
+	if rec.DurationMS > 0 && rec.Finished() {
+		b.durations[threeFigures(rec.DurationMS)]++
+	}
+}
+
+// Report is the summary of what was added.
+func (b *ReportBuilder) Report() Report {
+	r := Report{Records: b.records}
+	for s, n := range b.statuses {
 		r.ByStatus = append(r.ByStatus, StatusCount{s, n})
 	}
 	sort.Slice(r.ByStatus, func(i, j int) bool { return r.ByStatus[i].Status < r.ByStatus[j].Status })
-	for reason, n := range reasons {
+	for reason, n := range b.reasons {
 		r.TopReasons = append(r.TopReasons, ReasonCount{reason, n})
 	}
 	sort.Slice(r.TopReasons, func(i, j int) bool {
@@ -74,21 +92,40 @@ func BuildReport(recs []state.Record) Report {
 		return a.Count > b.Count || (a.Count == b.Count && a.Reason < b.Reason)
 	})
 	r.TopReasons = r.TopReasons[:min(len(r.TopReasons), 5)]
-	if ended := statuses[state.Succeeded] + statuses[state.Quarantined] + statuses[state.Failed]; ended > 0 {
-		r.SuccessRate = float64(statuses[state.Succeeded]) / float64(ended)
+	if ended := b.statuses[state.Succeeded] + b.statuses[state.Quarantined] + b.statuses[state.Failed]; ended > 0 {
+		r.SuccessRate = float64(b.statuses[state.Succeeded]) / float64(ended)
 	}
-	slices.Sort(durations)
-	r.P50MS, r.P95MS = percentile(durations, 50), percentile(durations, 95)
+	r.P50MS, r.P95MS = percentile(b.durations, 50), percentile(b.durations, 95)
 	return r
 }
 
-// percentile is the nearest-rank percentile of sorted values; 0 for none.
-func percentile(sorted []int64, p int) int64 {
-	if len(sorted) == 0 {
+// threeFigures rounds ms down to three significant figures (exact below a second), which keeps
+// the histogram of a whole table small and its percentiles within 1 %.
+func threeFigures(ms int64) int64 {
+	unit := int64(1)
+	for ms/unit >= 1000 {
+		unit *= 10
+	}
+	return ms / unit * unit
+}
+
+// percentile is the nearest-rank percentile of a histogram (value → count); 0 for none.
+func percentile(hist map[int64]int, p int) int64 {
+	n := 0
+	for _, c := range hist {
+		n += c
+	}
+	if n == 0 {
 		return 0
 	}
-	rank := (p*len(sorted) + 99) / 100 // ceil(p/100 · n)
-	return sorted[max(rank, 1)-1]
+	rank := max((p*n+99)/100, 1) // ceil(p/100 · n)
+	values := slices.Sorted(maps.Keys(hist))
+	for _, v := range values {
+		if rank -= hist[v]; rank <= 0 {
+			return v
+		}
+	}
+	return values[len(values)-1]
 }
 
 // Formats Write understands.

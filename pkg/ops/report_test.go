@@ -28,8 +28,16 @@ func sampleRecords() []state.Record {
 	return recs
 }
 
+func buildReport(recs []state.Record) Report {
+	var b ReportBuilder
+	for _, r := range recs {
+		b.Add(r)
+	}
+	return b.Report()
+}
+
 func TestBuildReport(t *testing.T) {
-	r := BuildReport(sampleRecords())
+	r := buildReport(sampleRecords())
 	if r.Records != 28 || len(r.TopReasons) != 5 || r.TopReasons[0] != (ReasonCount{"corrupt", 3}) {
 		t.Fatalf("report %+v", r)
 	}
@@ -40,14 +48,33 @@ func TestBuildReport(t *testing.T) {
 	if r.P50MS != 140 || r.P95MS != 250 {
 		t.Errorf("p50 %d p95 %d, want 140 and 250", r.P50MS, r.P95MS)
 	}
-	if empty := BuildReport(nil); empty.SuccessRate != 0 || empty.P95MS != 0 {
+	if empty := buildReport(nil); empty.SuccessRate != 0 || empty.P95MS != 0 {
 		t.Errorf("empty report %+v", empty)
+	}
+}
+
+// Durations are kept to three significant figures, so a table's histogram stays small.
+func TestReportDurationsKeepThreeFigures(t *testing.T) {
+	for ms, want := range map[int64]int64{7: 7, 999: 999, 1000: 1000, 1234: 1230, 98765: 98700, 899999: 899000} {
+		if got := threeFigures(ms); got != want {
+			t.Errorf("threeFigures(%d) = %d, want %d", ms, got, want)
+		}
+	}
+	var b ReportBuilder
+	for ms := range int64(100000) {
+		b.Add(state.Record{Status: state.Succeeded, DurationMS: ms + 1})
+	}
+	if len(b.durations) > 3000 { // about 900 per decade
+		t.Errorf("%d distinct durations kept for 100,000 records", len(b.durations))
+	}
+	if r := b.Report(); r.P50MS != 50000 || r.P95MS != 95000 {
+		t.Errorf("p50 %d p95 %d, want 50000 and 95000", r.P50MS, r.P95MS)
 	}
 }
 
 // The report's three formats, golden-tested (go test ./pkg/ops -run Golden -update rewrites them).
 func TestReportGolden(t *testing.T) {
-	r := BuildReport(sampleRecords())
+	r := buildReport(sampleRecords())
 	for _, format := range []string{FormatTable, FormatJSON, FormatCSV} {
 		t.Run(format, func(t *testing.T) {
 			var buf bytes.Buffer

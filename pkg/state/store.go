@@ -28,6 +28,7 @@ type dynamoAPI interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 }
 
 // Store reads and conditionally writes state records.
@@ -69,30 +70,6 @@ func (s *Store) Get(ctx context.Context, id string) (rec Record, found bool, err
 		return Record{}, false, fmt.Errorf("decode state %s: %w", id, err)
 	}
 	return rec, true, nil
-}
-
-// Scan calls f with every record, page by page (eventually consistent: a record written during
-// the scan may be missed or seen in its older form). It stops at f's first error.
-func (s *Store) Scan(ctx context.Context, f func(Record) error) error {
-	var start map[string]types.AttributeValue
-	for {
-		out, err := s.api.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(s.table), ExclusiveStartKey: start})
-		if err != nil {
-			return fmt.Errorf("scan state: %w", err)
-		}
-		var page []Record
-		if err := attributevalue.UnmarshalListOfMaps(out.Items, &page); err != nil {
-			return fmt.Errorf("decode state: %w", err)
-		}
-		for _, rec := range page {
-			if err := f(rec); err != nil {
-				return err
-			}
-		}
-		if start = out.LastEvaluatedKey; len(start) == 0 {
-			return nil
-		}
-	}
 }
 
 // Claim reads the record, lets Decide judge, and for a Claim verdict writes the claimed record

@@ -300,9 +300,17 @@ func (s *Store) DeleteIf(ctx context.Context, bucket, key, etag string) error {
 // checksum or metadata: that takes a Head). Keys travel URL-encoded, so any key lists. It stops at
 // f's first error.
 func (s *Store) List(ctx context.Context, bucket, prefix string, f func(Object) error) error {
-	p := s3.NewListObjectsV2Paginator(s.api, &s3.ListObjectsV2Input{
-		Bucket: aws.String(bucket), Prefix: aws.String(prefix), EncodingType: types.EncodingTypeUrl,
-	})
+	return s.ListAfter(ctx, bucket, prefix, "", f)
+}
+
+// ListAfter is List from the first key after after ("" lists from the start): where a
+// listing that stopped resumes.
+func (s *Store) ListAfter(ctx context.Context, bucket, prefix, after string, f func(Object) error) error {
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix), EncodingType: types.EncodingTypeUrl}
+	if after != "" {
+		in.StartAfter = aws.String(after)
+	}
+	p := s3.NewListObjectsV2Paginator(s.api, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
