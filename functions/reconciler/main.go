@@ -43,7 +43,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	o := ops.New(cfg.Processor, storage.New(s3c), state.New(ddb, cfg.Processor.StateTable, cfg.Processor.StateTTL), p)
-	lambda.Start(reconciler.New(cfg, o, log, m).Handle)
+	states := state.New(ddb, cfg.Processor.StateTable, cfg.Processor.StateTTL)
+	o := ops.New(cfg.Processor, storage.New(s3c), states, p)
+	lambda.Start(reconciler.New(cfg, o, states, log, m).Handle)
 	return nil
 }

@@ -69,8 +69,37 @@ func Setup(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, cfg proces
 	}
 	_, err := ddb.CreateTable(ctx, state.TableDefinition(cfg.StateTable))
 	var inUse *ddbtypes.ResourceInUseException
-	if err != nil && !errors.As(err, &inUse) {
+	if errors.As(err, &inUse) {
+		return addSourceIndex(ctx, ddb, cfg.StateTable)
+	}
+	if err != nil {
 		return fmt.Errorf("create table %s: %w", cfg.StateTable, err)
+	}
+	return nil
+}
+
+// addSourceIndex gives a table made by an older sluice the index the reconciler walks, as a
+// stack update does in AWS.
+func addSourceIndex(ctx context.Context, ddb *dynamodb.Client, table string) error {
+	out, err := ddb.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil {
+		return fmt.Errorf("describe table %s: %w", table, err)
+	}
+	for _, ix := range out.Table.GlobalSecondaryIndexes {
+		if aws.ToString(ix.IndexName) == state.SourceIndex {
+			return nil
+		}
+	}
+	def := state.TableDefinition(table)
+	gsi := def.GlobalSecondaryIndexes[0]
+	_, err = ddb.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+		TableName: aws.String(table), AttributeDefinitions: def.AttributeDefinitions,
+		GlobalSecondaryIndexUpdates: []ddbtypes.GlobalSecondaryIndexUpdate{{Create: &ddbtypes.CreateGlobalSecondaryIndexAction{
+			IndexName: gsi.IndexName, KeySchema: gsi.KeySchema, Projection: gsi.Projection,
+		}}},
+	})
+	if err != nil {
+		return fmt.Errorf("add index %s to table %s: %w", state.SourceIndex, table, err)
 	}
 	return nil
 }

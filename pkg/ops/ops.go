@@ -31,6 +31,7 @@ type stateStore interface {
 	Get(ctx context.Context, id string) (state.Record, bool, error)
 	Scan(ctx context.Context, r state.Read, f func(state.Record) error) error
 	GetMany(ctx context.Context, ids []string, r state.Read) (map[string]state.Record, error)
+	Keys(ctx context.Context, bucket, prefix, after string, f func(key string) error) error
 }
 
 // worker processes one object event, as the Lambda does.

@@ -10,6 +10,7 @@ import (
 	"image/jpeg"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -321,6 +322,32 @@ func TestReconcileFindsAndFixesEachInconsistency(t *testing.T) {
 			t.Errorf("findings out of priority order: %+v", findings)
 		}
 	}
+	// The same pass run by runs that each stop at their first finding or page (a deadline
+	// already past) resumes where each stopped and finds the same, no more.
+	var (
+		cur     ops.Cursor
+		resumed []ops.Finding
+		runs    int
+	)
+	for ; runs < 100 && (runs == 0 || cur.Phase != ops.PhaseDone); runs++ {
+		part, next, err := r.ops.ReconcileFrom(ctx, r.staging, "uploads/", cur, ops.ReconcileOptions{SamplePercent: 100, MaxFindings: 1, Until: time.Now().Add(-time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resumed, cur = append(resumed, part...), next
+	}
+	sortFindings := func(fs []ops.Finding) []string {
+		var out []string
+		for _, f := range fs {
+			out = append(out, string(f.Kind)+" "+f.Key)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if a, b := sortFindings(findings), sortFindings(resumed); !slices.Equal(a, b) || runs < len(want) {
+		t.Errorf("resumed in %d runs, found %q; one run found %q", runs, b, a)
+	}
+
 	c, err := r.ops.Fix(ctx, r.staging, "uploads/", findings, ops.FixOptions{Concurrency: 2}, nil)
 	if err != nil || c.Failed != 0 || c.Done != int64(len(want)) {
 		t.Fatalf("fix: %+v %v", c, err)

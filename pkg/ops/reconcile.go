@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"iter"
 	"sort"
 	"strings"
 	"time"
@@ -45,88 +47,427 @@ type Finding struct {
 	Detail string      `json:"detail"`
 }
 
-// Reconcile compares the uploads under prefix in bucket, their state records, their published
-// outputs and their quarantine copies, and lists every inconsistency, most urgent first. It
-// reads; it changes nothing. Objects written after the run started are left to the next run,
-// and an object is called orphaned only by the lifecycle's rules (state.MayDeleteOutput,
-// state.MayDeleteEvidence), judged on fresh reads of its own source's record and manifest: never
-// the generation a manifest names, never one a live claim may still commit, never a source
-// outside bucket and prefix.
+// Phase is the part of a reconciliation pass a Cursor stands in.
+type Phase string
+
+// The phases, in the order a pass walks them.
+const (
+	PhaseSources    Phase = "sources"    // the staging listing beside the state table's SourceIndex
+	PhaseOutputs    Phase = "outputs"    // the output listing
+	PhaseQuarantine Phase = "quarantine" // the quarantine listing
+	PhaseDone       Phase = "done"
+)
+
+// Cursor is where a reconciliation pass stands, so a run that stops early (its deadline, its
+// budget of findings) is resumed by the next one where it left off. The zero Cursor starts a
+// pass; so does a done one.
+type Cursor struct {
+	Pass     time.Time `json:"pass"`     // when the pass began
+	Previous time.Time `json:"previous"` // when the pass before it began (zero: none)
+	Phase    Phase     `json:"phase"`
+	After    string    `json:"after"` // the last key the phase has judged
+}
+
+// resume is the cursor a run at now works from.
+func (c Cursor) resume(now time.Time) Cursor {
+	switch {
+	case c.Pass.IsZero():
+		return Cursor{Pass: now, Phase: PhaseSources}
+	case c.Phase == PhaseDone:
+		return Cursor{Pass: now, Previous: c.Pass, Phase: PhaseSources}
+	}
+	return c
+}
+
+// ReconcileOptions bounds one run of a pass.
+type ReconcileOptions struct {
+	// SamplePercent (0 to 100) is the share of SUCCEEDED records whose manifest and outputs a
+	// pass HEADs, picked by a hash of the key and the pass. Records changed since the previous
+	// pass began are always checked, and so is every record in a first pass.
+	SamplePercent int
+	// Until, when set, is when the run stops starting new pages (it always does one).
+	Until time.Time
+	// MaxFindings, above zero, stops the run right after the object that brings the findings to
+	// that many.
+	MaxFindings int
+}
+
+// Reconcile runs a whole pass over the uploads under prefix in bucket and checks every output:
+// see ReconcileFrom.
 func (o *Ops) Reconcile(ctx context.Context, bucket, prefix string) ([]Finding, error) {
-	start := o.now()
-	uploads := map[string]storage.Object{}
-	if err := o.objects.List(ctx, bucket, prefix, func(ob storage.Object) error {
-		uploads[ob.Key] = ob
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	records := map[string]state.Record{}
-	if err := o.states.Scan(ctx, state.Read{Segments: o.Segments}, func(r state.Record) error {
-		if r.Bucket == bucket && strings.HasPrefix(r.Key, prefix) {
-			records[r.Key] = r
+	found, _, err := o.ReconcileFrom(ctx, bucket, prefix, Cursor{}, ReconcileOptions{SamplePercent: 100})
+	return found, err
+}
+
+// ReconcileFrom compares the uploads under prefix in bucket, their state records, their
+// published outputs and their quarantine copies, from cursor from, and lists every
+// inconsistency, most urgent first, with the cursor to resume from (PhaseDone once the pass is
+// complete). It reads; it changes nothing.
+//
+// It holds a page at a time, never a listing or the table: the staging listing and the
+// records' keys (the SourceIndex, in the same order) are merged a step at a time and each page
+// of up to state.MaxBatchGet sources is judged on one BatchGetItem of their records; the output
+// and quarantine listings are judged a page at a time the same way. Objects written after the
+// run started are left to the next run, and an object is called orphaned only by the
+// lifecycle's rules (state.MayDeleteOutput, state.MayDeleteEvidence), judged on fresh reads of
+// its own source's record and manifest: never the generation a manifest names, never one a live
+// claim may still commit, never a source outside bucket and prefix.
+func (o *Ops) ReconcileFrom(ctx context.Context, bucket, prefix string, from Cursor, opt ReconcileOptions) ([]Finding, Cursor, error) {
+	now := o.now()
+	rc := &reconciliation{o: o, bucket: bucket, prefix: prefix, opt: opt, cur: from.resume(now), start: now}
+	err := rc.run(ctx)
+	sort.Slice(rc.found, func(i, j int) bool {
+		a, b := rc.found[i], rc.found[j]
+		if a.Kind != b.Kind {
+			return priority[a.Kind] < priority[b.Kind]
 		}
-		return nil
-	}); err != nil {
-		return nil, err
+		return a.Key < b.Key
+	})
+	return rc.found, rc.cur, err
+}
+
+// reconciliation is one run of a pass.
+type reconciliation struct {
+	o              *Ops
+	bucket, prefix string
+	opt            ReconcileOptions
+	cur            Cursor
+	start          time.Time // leases are judged at it; objects written after it wait
+	pages          int
+	found          []Finding
+}
+
+// errPaused stops a walk when the run's budget is spent; the cursor says where.
+var errPaused = errors.New("reconciliation paused")
+
+func (rc *reconciliation) run(ctx context.Context) error {
+	for rc.cur.Phase != PhaseDone {
+		var err error
+		next := PhaseDone
+		switch rc.cur.Phase {
+		case PhaseSources:
+			err, next = rc.sources(ctx), PhaseOutputs
+		case PhaseOutputs:
+			err, next = rc.outputs(ctx), PhaseQuarantine
+		case PhaseQuarantine:
+			err = rc.quarantine(ctx)
+		default:
+			return fmt.Errorf("reconcile cursor: unknown phase %q", rc.cur.Phase)
+		}
+		if errors.Is(err, errPaused) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rc.cur.Phase, rc.cur.After = next, ""
 	}
-	var found []Finding
-	add := func(kind FindingKind, b, key, format string, args ...any) {
-		found = append(found, Finding{Kind: kind, Bucket: b, Key: key, Detail: fmt.Sprintf(format, args...)})
+	return nil
+}
+
+func (rc *reconciliation) add(kind FindingKind, bucket, key, format string, args ...any) {
+	rc.found = append(rc.found, Finding{Kind: kind, Bucket: bucket, Key: key, Detail: fmt.Sprintf(format, args...)})
+}
+
+// judged moves the cursor past key; errPaused once the findings budget is spent.
+func (rc *reconciliation) judged(key string) error {
+	rc.cur.After = key
+	if rc.opt.MaxFindings > 0 && len(rc.found) >= rc.opt.MaxFindings {
+		return errPaused
 	}
-	keys := o.proc.Keys()
-	for key, up := range uploads {
-		rec, ok := records[key]
+	return nil
+}
+
+// paged counts a finished page; errPaused once the run is past its time.
+func (rc *reconciliation) paged() error {
+	rc.pages++
+	if !rc.opt.Until.IsZero() && !rc.o.now().Before(rc.opt.Until) {
+		return errPaused
+	}
+	return nil
+}
+
+// source is one key of the sources phase: an upload, a record, or both.
+type source struct {
+	key    string
+	upload *storage.Object // nil: no upload
+}
+
+// sources merges the staging listing with the records' keys, both in key order, and judges them
+// a page at a time.
+func (rc *reconciliation) sources(ctx context.Context) error {
+	uploads, stopUploads := iter.Pull2(walk(func(f func(storage.Object) error) error {
+		return rc.o.objects.ListAfter(ctx, rc.bucket, rc.prefix, rc.cur.After, f)
+	}))
+	defer stopUploads()
+	records, stopRecords := iter.Pull2(walk(func(f func(string) error) error {
+		return rc.o.states.Keys(ctx, rc.bucket, rc.prefix, rc.cur.After, f)
+	}))
+	defer stopRecords()
+	up, upErr, upOK := uploads()
+	key, keyErr, keyOK := records()
+	page := make([]source, 0, state.MaxBatchGet)
+	for upOK || keyOK {
+		if err := errors.Join(upErr, keyErr); err != nil {
+			return err
+		}
+		var s source
 		switch {
-		case !ok:
-			if published, err := o.publishedFor(ctx, up); err != nil {
-				return nil, err
-			} else if !published {
-				add(NeverProcessed, bucket, key, "no state record, and no manifest for this content and recipe")
+		case upOK && (!keyOK || up.Key <= key):
+			ob := up
+			s = source{key: ob.Key, upload: &ob}
+			if keyOK && key == ob.Key {
+				key, keyErr, keyOK = records()
 			}
-		case rec.Stuck(start):
-			add(Stuck, bucket, key, "%s since %s; lease expired %s", rec.Status, rec.UpdatedAt.Format(time.RFC3339), rec.LeaseExpires.Format(time.RFC3339))
+			up, upErr, upOK = uploads()
+		default:
+			s = source{key: key}
+			key, keyErr, keyOK = records()
+		}
+		if page = append(page, s); len(page) == cap(page) {
+			if err := rc.judgeSources(ctx, page); err != nil {
+				return err
+			}
+			page = page[:0]
+		}
+	}
+	if err := errors.Join(upErr, keyErr); err != nil {
+		return err
+	}
+	if len(page) == 0 {
+		return nil
+	}
+	return rc.judgeSources(ctx, page)
+}
+
+// sourceFields are the attributes the sources phase reads of each record.
+var sourceFields = []string{"bucket", "key", "status", "object_etag", "lease_expires", "updated_at", "attempts", "last_error", "outputs", "manifest_key"}
+
+// judgeSources reads the page's records (one consistent BatchGetItem) and judges each source.
+func (rc *reconciliation) judgeSources(ctx context.Context, page []source) error {
+	ids := make([]string, len(page))
+	for i, s := range page {
+		ids[i] = state.ID(rc.bucket, s.key)
+	}
+	recs, err := rc.o.states.GetMany(ctx, ids, state.Read{Fields: sourceFields})
+	if err != nil {
+		return err
+	}
+	for i, s := range page {
+		var recp *state.Record
+		if rec, ok := recs[ids[i]]; ok {
+			recp = &rec
+		}
+		if err := rc.judgeSource(ctx, s, recp); err != nil {
+			return err
+		}
+		if err := rc.judged(s.key); err != nil {
+			return err
+		}
+	}
+	return rc.paged()
+}
+
+// judgeSource judges an upload against its record (nil: none), then the record against its
+// upload and outputs.
+func (rc *reconciliation) judgeSource(ctx context.Context, s source, rec *state.Record) error {
+	if up := s.upload; up != nil {
+		switch {
+		case rec == nil:
+			if published, err := rc.o.publishedFor(ctx, *up); err != nil {
+				return err
+			} else if !published {
+				rc.add(NeverProcessed, rc.bucket, s.key, "no state record, and no manifest for this content and recipe")
+			}
+		case rec.Stuck(rc.start):
+			rc.add(Stuck, rc.bucket, s.key, "%s since %s; lease expired %s", rec.Status, rec.UpdatedAt.Format(time.RFC3339), rec.LeaseExpires.Format(time.RFC3339))
 		case rec.Status == state.Failed:
-			add(FailedAttempts, bucket, key, "FAILED after %d of %d attempts: %s", rec.Attempts, o.cfg.MaxAttempts, rec.LastError)
-		case rec.LeaseLive(start):
+			rc.add(FailedAttempts, rc.bucket, s.key, "FAILED after %d of %d attempts: %s", rec.Attempts, rc.o.cfg.MaxAttempts, rec.LastError)
+		case rec.LeaseLive(rc.start):
 			// being processed or removed now
 		case !rec.Follows(up.ETag):
-			add(NeverProcessed, bucket, key, "the record is %s for ETag %s; the upload is ETag %s", rec.Status, rec.ObjectETag, up.ETag)
+			rc.add(NeverProcessed, rc.bucket, s.key, "the record is %s for ETag %s; the upload is ETag %s", rec.Status, rec.ObjectETag, up.ETag)
 		}
 	}
-	segs := map[string]state.Record{}
-	for key, rec := range records {
-		segs[keys.Segment(key)] = rec
-		if rec.Status == state.Deleted || rec.LeaseLive(start) {
-			continue
-		}
-		if _, ok := uploads[key]; !ok {
-			add(SourceMissing, bucket, key, "%s, but the upload is gone", rec.Status)
-			continue
-		}
-		if rec.Status == state.Succeeded {
-			f, err := o.checkOutputs(ctx, rec)
-			if err != nil {
-				return nil, err
-			}
-			if f != nil {
-				found = append(found, *f)
-			}
-		}
+	if rec == nil || rec.Status == state.Deleted || rec.LeaseLive(rc.start) {
+		return nil
 	}
-	more, err := o.reconcileOutputs(ctx, bucket, prefix, start, uploads, segs)
-	if err != nil {
-		return nil, err
+	if s.upload == nil {
+		rc.add(SourceMissing, rc.bucket, s.key, "%s, but the upload is gone", rec.Status)
+		return nil
 	}
-	found = append(found, more...)
-	sort.Slice(found, func(i, j int) bool {
-		if found[i].Kind != found[j].Kind {
-			return priority[found[i].Kind] < priority[found[j].Kind]
-		}
-		return found[i].Key < found[j].Key
-	})
-	return found, nil
+	if rec.Status != state.Succeeded || !rc.sampled(*rec) {
+		return nil
+	}
+	f, err := rc.o.checkOutputs(ctx, *rec)
+	if f != nil {
+		rc.found = append(rc.found, *f)
+	}
+	return err
 }
+
+// sampled reports whether this pass checks rec's outputs: every record in a first pass or one
+// that changed since the previous pass began, otherwise a stable SamplePercent of them.
+func (rc *reconciliation) sampled(rec state.Record) bool {
+	if rc.opt.SamplePercent >= 100 || rc.cur.Previous.IsZero() || !rec.UpdatedAt.Before(rc.cur.Previous) {
+		return true
+	}
+	h := fnv.New32a()
+	h.Write([]byte(rc.cur.Pass.UTC().Format(time.RFC3339Nano)))
+	h.Write([]byte(rec.Key))
+	return int(h.Sum32()%100) < rc.opt.SamplePercent
+}
+
+// listedFields are the attributes the output and quarantine phases read of each record.
+var listedFields = []string{"bucket", "key", "status", "outputs", "quarantine_gen"}
+
+// listed walks a listing from the cursor a page of up to state.MaxBatchGet objects at a time,
+// reads the records of the page's sources with one BatchGetItem (segOf gives an object's
+// source segment; a plain one under prefix is the source's key, a hashed one is resolved by the
+// judge's own reads) and judges each object with its record (nil: none known).
+func (rc *reconciliation) listed(ctx context.Context, bucket, prefix string, segOf func(key string) (string, bool), judge func(storage.Object, *state.Record) error) error {
+	page := make([]storage.Object, 0, state.MaxBatchGet)
+	idOf := func(key string) (string, bool) {
+		seg, ok := segOf(key)
+		if !ok || strings.HasPrefix(seg, "_/") || !strings.HasPrefix(seg, rc.prefix) {
+			return "", false
+		}
+		return state.ID(rc.bucket, seg), true
+	}
+	flush := func() error {
+		var ids []string
+		for _, ob := range page {
+			if id, ok := idOf(ob.Key); ok {
+				ids = append(ids, id)
+			}
+		}
+		recs, err := rc.o.states.GetMany(ctx, ids, state.Read{Fields: listedFields})
+		if err != nil {
+			return err
+		}
+		for _, ob := range page {
+			var recp *state.Record
+			if id, ok := idOf(ob.Key); ok {
+				if rec, found := recs[id]; found {
+					recp = &rec
+				}
+			}
+			if err := judge(ob, recp); err != nil {
+				return err
+			}
+			if err := rc.judged(ob.Key); err != nil {
+				return err
+			}
+		}
+		page = page[:0]
+		return rc.paged()
+	}
+	err := rc.o.objects.ListAfter(ctx, bucket, prefix, rc.cur.After, func(ob storage.Object) error {
+		if page = append(page, ob); len(page) == cap(page) {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil || len(page) == 0 {
+		return err
+	}
+	return flush()
+}
+
+// outputs judges the output listing: renditions no record lists and manifests without a record.
+func (rc *reconciliation) outputs(ctx context.Context) error {
+	keys := rc.o.proc.Keys()
+	segOf := func(key string) (string, bool) {
+		out, ok := keys.ParseOutput(key)
+		return out.Seg, ok
+	}
+	return rc.listed(ctx, rc.o.cfg.OutputBucket, rc.o.cfg.OutputPrefix, segOf, func(ob storage.Object, rec *state.Record) error {
+		out, ok := keys.ParseOutput(ob.Key)
+		if !ok || !ob.LastModified.Before(rc.start) {
+			return nil
+		}
+		switch {
+		case out.Manifest && rec != nil:
+			return nil // the sources phase judges the record's manifest
+		case out.Manifest && !strings.HasPrefix(out.Seg, "_/") && !strings.HasPrefix(out.Seg, rc.prefix):
+			return nil // a plain segment is its source's key: another prefix's source
+		case out.Manifest:
+			return rc.strayManifest(ctx, ob)
+		case rec != nil && listsKey(rec.Outputs, ob.Key):
+			return nil
+		}
+		return rc.judge(ctx, OrphanedOutput, ob)
+	})
+}
+
+// quarantine judges the quarantine listing: copies and reports no QUARANTINED record keeps.
+func (rc *reconciliation) quarantine(ctx context.Context) error {
+	keys := rc.o.proc.Keys()
+	segOf := func(key string) (string, bool) {
+		seg, _, ok := keys.ParseQuarantine(key)
+		return seg, ok
+	}
+	return rc.listed(ctx, rc.o.cfg.QuarantineBucket, rc.o.cfg.QuarantinePrefix, segOf, func(ob storage.Object, rec *state.Record) error {
+		_, gen, ok := keys.ParseQuarantine(ob.Key)
+		if !ok || !ob.LastModified.Before(rc.start) || (rec != nil && rec.QuarantineGen == gen) {
+			return nil
+		}
+		return rc.judge(ctx, OrphanedQuarantine, ob)
+	})
+}
+
+// judge adds ob as a finding of kind if orphanOf says it is one.
+func (rc *reconciliation) judge(ctx context.Context, kind FindingKind, ob storage.Object) error {
+	orphan, detail, err := rc.o.orphanOf(ctx, kind, ob.Bucket, ob.Key, rc.bucket, rc.prefix)
+	if err == nil && orphan {
+		rc.add(kind, ob.Bucket, ob.Key, "%s", detail)
+	}
+	return err
+}
+
+// strayManifest looks at a manifest whose source's record was not found by its segment (it
+// expired, or the segment is hashed): if its source is in bucket under prefix, has no record
+// (the sources phase judges those) and its upload is gone, the removal was lost: SourceMissing.
+func (rc *reconciliation) strayManifest(ctx context.Context, ob storage.Object) error {
+	_, body, err := rc.o.objects.Read(ctx, ob.Bucket, ob.Key, 1<<20)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	m, err := processor.ReadManifest(body)
+	if err != nil || m.Source.Bucket != rc.bucket || !strings.HasPrefix(m.Source.Key, rc.prefix) {
+		return nil // not one of ours to judge
+	}
+	if _, found, err := rc.o.states.Get(ctx, state.ID(rc.bucket, m.Source.Key)); err != nil || found {
+		return err
+	}
+	if _, err := rc.o.objects.Head(ctx, rc.bucket, m.Source.Key); !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	rc.add(SourceMissing, rc.bucket, m.Source.Key, "a manifest without a record, and the upload is gone")
+	return nil
+}
+
+// walk turns a callback walk into a sequence, so that two walks can be merged a step at a time
+// (iter.Pull2).
+func walk[T any](list func(func(T) error) error) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		err := list(func(v T) error {
+			if !yield(v, nil) {
+				return errStopWalk
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStopWalk) {
+			var zero T
+			yield(zero, err)
+		}
+	}
+}
+
+var errStopWalk = errors.New("walk stopped")
 
 // publishedFor reports whether up, which has no state record (it expired, STATE_TTL_DAYS), has a
 // manifest for its content and the current recipe: then it is done.
@@ -178,72 +519,6 @@ func (o *Ops) checkOutputs(ctx context.Context, rec state.Record) (*Finding, err
 		}
 	}
 	return nil, nil
-}
-
-// reconcileOutputs lists the output and quarantine prefixes for objects written before start
-// that their source's record does not account for, and judges each (orphanOf).
-func (o *Ops) reconcileOutputs(ctx context.Context, bucket, prefix string, start time.Time, uploads map[string]storage.Object, segs map[string]state.Record) ([]Finding, error) {
-	keys := o.proc.Keys()
-	var found []Finding
-	judge := func(kind FindingKind, ob storage.Object) error {
-		orphan, detail, err := o.orphanOf(ctx, kind, ob.Bucket, ob.Key, bucket, prefix)
-		if err == nil && orphan {
-			found = append(found, Finding{Kind: kind, Bucket: ob.Bucket, Key: ob.Key, Detail: detail})
-		}
-		return err
-	}
-	err := o.objects.List(ctx, o.cfg.OutputBucket, o.cfg.OutputPrefix, func(ob storage.Object) error {
-		out, ok := keys.ParseOutput(ob.Key)
-		if !ok || !ob.LastModified.Before(start) {
-			return nil
-		}
-		rec, known := segs[out.Seg]
-		switch {
-		case out.Manifest && known:
-			return nil // the record's findings cover its manifest
-		case out.Manifest && !strings.HasPrefix(out.Seg, "_/") && !strings.HasPrefix(out.Seg, prefix):
-			return nil // a plain segment is its source's key: another prefix's source
-		case out.Manifest:
-			return o.strayManifest(ctx, ob, bucket, prefix, uploads, &found)
-		case known && listsKey(rec.Outputs, ob.Key):
-			return nil
-		}
-		return judge(OrphanedOutput, ob)
-	})
-	if err != nil {
-		return nil, err
-	}
-	err = o.objects.List(ctx, o.cfg.QuarantineBucket, o.cfg.QuarantinePrefix, func(ob storage.Object) error {
-		seg, gen, ok := keys.ParseQuarantine(ob.Key)
-		if !ok || !ob.LastModified.Before(start) {
-			return nil
-		}
-		if rec, known := segs[seg]; known && rec.QuarantineGen == gen {
-			return nil
-		}
-		return judge(OrphanedQuarantine, ob)
-	})
-	return found, err
-}
-
-// strayManifest looks at a manifest whose source has no record (it expired): if its source is
-// in bucket under prefix and the upload is gone, the removal was lost: SourceMissing.
-func (o *Ops) strayManifest(ctx context.Context, ob storage.Object, bucket, prefix string, uploads map[string]storage.Object, found *[]Finding) error {
-	_, body, err := o.objects.Read(ctx, ob.Bucket, ob.Key, 1<<20)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	m, err := processor.ReadManifest(body)
-	if err != nil {
-		return nil // not one of ours to judge
-	}
-	if _, up := uploads[m.Source.Key]; m.Source.Bucket == bucket && strings.HasPrefix(m.Source.Key, prefix) && !up {
-		*found = append(*found, Finding{Kind: SourceMissing, Bucket: bucket, Key: m.Source.Key, Detail: "a manifest without a record, and the upload is gone"})
-	}
-	return nil
 }
 
 func listsKey(outs []state.Output, key string) bool {

@@ -64,6 +64,9 @@ type ReportBuilder struct {
 
 // Add counts one record.
 func (b *ReportBuilder) Add(rec state.Record) {
+	if rec.Status == "" {
+		return // not a source's record: an operator's checkpoint (state.SaveCheckpoint)
+	}
 	if b.statuses == nil {
 		b.statuses, b.reasons, b.durations = map[state.Status]int{}, map[string]int{}, map[int64]int{}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"image"
 	"image/jpeg"
 	"io"
@@ -47,7 +48,7 @@ func TestScheduledReconcilerRepairsAndStops(t *testing.T) {
 	states := state.New(env.DDB, table, 0)
 	o := ops.New(cfg.Processor, storage.New(env.S3), states, p)
 	var emf bytes.Buffer
-	rc := reconciler.New(cfg, o, log, metrics.New(&emf, "reconciler"))
+	rc := reconciler.New(cfg, o, states, log, metrics.New(&emf, "reconciler"))
 
 	var img bytes.Buffer
 	if err := jpeg.Encode(&img, image.NewGray(image.Rect(0, 0, 120, 80)), nil); err != nil {
@@ -83,23 +84,32 @@ func TestScheduledReconcilerRepairsAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The first run stops at its budget of three findings (a, b, c, in key order), repairs them
+	// and saves its cursor there.
 	first, err := rc.Handle(ctx, json.RawMessage(`{"source":"aws.events"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.Findings[ops.NeverProcessed] != 4 || first.Findings[ops.FailedAttempts] != 1 || first.Deferred != 2 || first.Fixed.Total != 3 {
+	if first.Findings[ops.NeverProcessed] != 3 || first.Fixed.Total != 3 || first.Cursor.Phase != ops.PhaseSources || first.Cursor.After != "uploads/c.jpg" {
 		t.Fatalf("first run: %+v", first)
 	}
+	// Two runs at once resume from it and race for d and worn: each is processed once; the run
+	// that finds the other's live claim leaves it (a transient "busy", counted as failed).
 	var wg sync.WaitGroup
-	var second, third reconciler.Summary
-	wg.Go(func() { second, _ = rc.Handle(ctx, nil) })
-	wg.Go(func() { third, _ = rc.Handle(ctx, nil) })
+	var (
+		second, third reconciler.Summary
+		errs          [2]error
+	)
+	wg.Go(func() { second, errs[0] = rc.Handle(ctx, nil) })
+	wg.Go(func() { third, errs[1] = rc.Handle(ctx, nil) })
 	wg.Wait()
-	// The two runs race for the two deferred files: each is processed once; the run that finds
-	// the other's live claim leaves it (a transient "busy", counted as failed).
-	if second.Fixed.Done+third.Fixed.Done != 2 {
-		t.Fatalf("concurrent runs processed %d files, want the 2 deferred ones once each: %+v / %+v",
-			second.Fixed.Done+third.Fixed.Done, second, third)
+	if err := errors.Join(errs[:]...); err != nil {
+		t.Fatal(err)
+	}
+	done, quarantined := second.Fixed.Done+third.Fixed.Done, second.Fixed.Quarantined+third.Fixed.Quarantined
+	if done != 1 || quarantined != 1 || second.Findings[ops.FailedAttempts] != 1 || second.Cursor.Phase != ops.PhaseDone {
+		t.Fatalf("concurrent runs: %d done and %d quarantined, want d done and worn quarantined, once each: %+v / %+v",
+			done, quarantined, second, third)
 	}
 	last, err := rc.Handle(ctx, nil)
 	if err != nil || len(last.Findings) != 0 || last.Fixed.Total != 0 {
@@ -113,7 +123,7 @@ func TestScheduledReconcilerRepairsAndStops(t *testing.T) {
 	if rec, _, _ := states.Get(ctx, state.ID(staging, "uploads/worn.jpg")); rec.Status != state.Quarantined || rec.Reason != "max_attempts" {
 		t.Errorf("worn: %s %s, want QUARANTINED max_attempts (not retried forever)", rec.Status, rec.Reason)
 	}
-	if !bytes.Contains(emf.Bytes(), []byte(`"Reconcile_never_processed":4`)) {
+	if !bytes.Contains(emf.Bytes(), []byte(`"Reconcile_never_processed":3`)) {
 		t.Errorf("no finding metric in %s", emf.String())
 	}
 }

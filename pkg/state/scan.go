@@ -136,7 +136,7 @@ func projection(fields []string) (*string, map[string]string) {
 // MaxBatchGet is the most ids one BatchGetItem reads.
 const MaxBatchGet = 100
 
-// GetMany reads the records of ids with consistent reads, MaxBatchGet per request, and returns
+// GetMany reads the records of ids (repeats allowed) with consistent reads, MaxBatchGet per request, and returns
 // those that exist by id. Keys DynamoDB leaves unprocessed (throttling) are asked again with
 // backoff (the SDK's, with jitter) until ctx ends. Only r.Fields applies (with "id" always read).
 func (s *Store) GetMany(ctx context.Context, ids []string, r Read) (map[string]Record, error) {
@@ -147,7 +147,7 @@ func (s *Store) GetMany(ctx context.Context, ids []string, r Read) (map[string]R
 	}
 	proj, names := projection(fields)
 	wait := retry.NewExponentialJitterBackoff(5 * time.Second)
-	for chunk := range slices.Chunk(ids, MaxBatchGet) {
+	for chunk := range slices.Chunk(unique(ids), MaxBatchGet) {
 		keys := make([]map[string]types.AttributeValue, len(chunk))
 		for i, id := range chunk {
 			keys[i] = map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: id}}
@@ -178,6 +178,19 @@ func (s *Store) GetMany(ctx context.Context, ids []string, r Read) (map[string]R
 		}
 	}
 	return found, nil
+}
+
+// unique is ids without repeats (BatchGetItem refuses them), in their first order.
+func unique(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -28,6 +28,7 @@ type dynamoAPI interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 }
 
@@ -43,14 +44,25 @@ func New(api dynamoAPI, table string, ttl time.Duration) *Store {
 	return &Store{api: api, table: table, ttl: ttl}
 }
 
-// TableDefinition is the state table's schema: on-demand, keyed by id, TTL on expires_at
-// (enabled separately, by the template or UpdateTimeToLive).
+// TableDefinition is the state table's schema: on-demand, keyed by id, with the SourceIndex, TTL
+// on expires_at (enabled separately, by the template or UpdateTimeToLive).
 func TableDefinition(name string) *dynamodb.CreateTableInput {
+	attr := func(n string) types.AttributeDefinition {
+		return types.AttributeDefinition{AttributeName: aws.String(n), AttributeType: types.ScalarAttributeTypeS}
+	}
 	return &dynamodb.CreateTableInput{
 		TableName:            aws.String(name),
 		BillingMode:          types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: types.ScalarAttributeTypeS}},
+		AttributeDefinitions: []types.AttributeDefinition{attr("id"), attr("bucket"), attr("key")},
 		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: types.KeyTypeHash}},
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
+			IndexName: aws.String(SourceIndex),
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String("bucket"), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String("key"), KeyType: types.KeyTypeRange},
+			},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
+		}},
 	}
 }
 
