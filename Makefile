@@ -17,10 +17,11 @@ LAMBDA_FLAGS := -tags lambda.norpc,nodynamic -trimpath -ldflags='-s -w'
 # WebAssembly builds as Lambda does; the tag also keeps them from trying to load one at all.
 export GOFLAGS := $(strip $(GOFLAGS) -tags=nodynamic)
 
-.PHONY: help build test test-unit test-race chaos lint local-up local-down local-status local-tool
+.PHONY: help build test test-unit test-race chaos scale lint local-up local-down local-status local-tool
 # Packages whose tests need no local stack: `make test` also runs them under the race detector.
 UNIT_PKGS := ./pkg/state ./pkg/trigger ./pkg/recipe ./pkg/media ./pkg/render ./pkg/jpegscale ./pkg/jpegenc ./pkg/faultinject ./pkg/workgroup
 CHAOS_OBJECTS ?= 2000
+SCALE_SIZES ?= 20000,200000
 
 help:
 	@echo "make demo        run the main job on the local stack"
@@ -29,6 +30,7 @@ help:
 	@echo "make invoke EVENT=testdata/events/s3-put.json   the built bootstrap under AWS's Runtime Interface Emulator (Docker-free sam local invoke)"
 	@echo "make bench       image-path benchmark on a real 17.9 MP photo"
 	@echo "make chaos       $(CHAOS_OBJECTS) objects: faults, killed workers, reconcile/backfill/redrive racing; invariants checked"
+	@echo "make scale       operator commands over $(SCALE_SIZES) synthetic objects: time, heap, requests; heap must not grow"
 	@echo "make lint        go vet + staticcheck"
 	@echo "make local-up    start MinIO + DynamoDB Local (env file: $(CACHE)/local.env)"
 	@echo "make local-down  stop them"
@@ -71,6 +73,9 @@ test-race:
 # The chaos soak at size (make test runs a 200-object one): CHAOS_OBJECTS=5000 make chaos for more.
 chaos: local-tool
 	$(SLUICE) local exec -- env SLUICE_REQUIRE_STACK=1 SLUICE_CHAOS_OBJECTS=$(CHAOS_OBJECTS) go test -count=1 -timeout 60m -run '^TestChaos$$' -v ./pkg/processor | grep -v -e '^SDK ' -e '^=== RUN'
+
+scale: local-tool
+	$(SLUICE) local exec -- env SLUICE_REQUIRE_STACK=1 SLUICE_SCALE=$(SCALE_SIZES) go test -count=1 -timeout 60m -run '^TestScale$$' -v ./pkg/ops | grep -v -e '^SDK ' -e '^=== RUN'
 
 $(STATICCHECK):
 	GOBIN=$(abspath $(CACHE)/bin) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"sync"
@@ -88,6 +89,13 @@ func (t *Transport) Calls(service, operation string) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.calls[service+"."+operation]
+}
+
+// AllCalls is how many requests were made, by "service.operation", retries included.
+func (t *Transport) AllCalls() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.calls)
 }
 
 // RoundTrip implements http.RoundTripper.
