@@ -475,3 +475,29 @@ func TestTemplateGrantsTheWatermarkAndExpiresQuarantine(t *testing.T) {
 		t.Error("the quarantine bucket has no expiry rule for quarantine/")
 	}
 }
+
+// S3 Batch Operations can backfill through the processor: a role only that service assumes,
+// allowed to invoke the processor, read manifests and write completion reports under their
+// prefixes, and nothing else.
+func TestTemplateLetsBatchOperationsInvokeTheProcessor(t *testing.T) {
+	doc := loadTemplate(t)
+	sts := statements(t, doc)
+	trust := sts["BatchOperationsRole.AssumeRolePolicyDocument[0]"]
+	if trust == nil || fmt.Sprint(dig(t, trust, "Principal", "Service")) != "batchoperations.s3.amazonaws.com" {
+		t.Fatalf("BatchOperationsRole trust: %v", trust)
+	}
+	var actions []string
+	for where, st := range sts {
+		if strings.HasPrefix(where, "BatchOperationsRole.batch-backfill") {
+			actions = append(actions, list(st["Action"])...)
+		}
+	}
+	slices.Sort(actions)
+	want := []string{"kms:Decrypt", "kms:GenerateDataKey", "lambda:InvokeFunction", "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"}
+	if !slices.Equal(actions, want) {
+		t.Errorf("BatchOperationsRole allows %v, want %v", actions, want)
+	}
+	if _, ok := dig(t, doc, "Outputs").(map[string]any)["BatchOperationsRole"]; !ok {
+		t.Error("no BatchOperationsRole output for the operator's create-job")
+	}
+}
