@@ -8,6 +8,7 @@ import (
 	"iter"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluice-dev/sluice/pkg/processor"
@@ -253,13 +254,22 @@ func (rc *reconciliation) judgeSources(ctx context.Context, page []source) error
 	if err != nil {
 		return err
 	}
-	for i, s := range page {
-		var recp *state.Record
+	records := make([]*state.Record, len(page))
+	for i := range page {
 		if rec, ok := recs[ids[i]]; ok {
-			recp = &rec
+			records[i] = &rec
 		}
-		if err := rc.judgeSource(ctx, s, recp); err != nil {
+	}
+	lost, err := rc.checkPageOutputs(ctx, page, records)
+	if err != nil {
+		return err
+	}
+	for i, s := range page {
+		if err := rc.judgeSource(ctx, s, records[i]); err != nil {
 			return err
+		}
+		if lost[i] != nil {
+			rc.found = append(rc.found, *lost[i])
 		}
 		if err := rc.judged(s.key); err != nil {
 			return err
@@ -268,8 +278,38 @@ func (rc *reconciliation) judgeSources(ctx context.Context, page []source) error
 	return rc.paged()
 }
 
+// headsInFlight bounds the HEADs a page's output checks have in flight.
+const headsInFlight = 16
+
+// checkPageOutputs checks, in parallel, the manifest and outputs of the page's records that this
+// pass checks (outputsDue); a finding by page index, nil where all is well or nothing was checked.
+func (rc *reconciliation) checkPageOutputs(ctx context.Context, page []source, records []*state.Record) ([]*Finding, error) {
+	lost := make([]*Finding, len(page))
+	errs := make([]error, len(page))
+	slots := make(chan struct{}, headsInFlight)
+	var wg sync.WaitGroup
+	for i, s := range page {
+		if !rc.outputsDue(s, records[i]) {
+			continue
+		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			lost[i], errs[i] = rc.o.checkOutputs(ctx, *records[i])
+		})
+	}
+	wg.Wait()
+	return lost, errors.Join(errs...)
+}
+
+// outputsDue reports whether this pass checks the outputs of s's record: a SUCCEEDED record
+// whose upload is there, sampled.
+func (rc *reconciliation) outputsDue(s source, rec *state.Record) bool {
+	return s.upload != nil && rec != nil && rec.Status == state.Succeeded && rc.sampled(*rec)
+}
+
 // judgeSource judges an upload against its record (nil: none), then the record against its
-// upload and outputs.
+// upload (checkPageOutputs judges its outputs).
 func (rc *reconciliation) judgeSource(ctx context.Context, s source, rec *state.Record) error {
 	if up := s.upload; up != nil {
 		switch {
@@ -294,16 +334,8 @@ func (rc *reconciliation) judgeSource(ctx context.Context, s source, rec *state.
 	}
 	if s.upload == nil {
 		rc.add(SourceMissing, rc.bucket, s.key, "%s, but the upload is gone", rec.Status)
-		return nil
 	}
-	if rec.Status != state.Succeeded || !rc.sampled(*rec) {
-		return nil
-	}
-	f, err := rc.o.checkOutputs(ctx, *rec)
-	if f != nil {
-		rc.found = append(rc.found, *f)
-	}
-	return err
+	return nil
 }
 
 // sampled reports whether this pass checks rec's outputs: every record in a first pass or one
