@@ -477,8 +477,8 @@ func TestTemplateGrantsTheWatermarkAndExpiresQuarantine(t *testing.T) {
 }
 
 // S3 Batch Operations can backfill through the processor: a role only that service assumes,
-// allowed to invoke the processor, read manifests and write completion reports under their
-// prefixes, and nothing else.
+// allowed to invoke the processor, list the staging bucket for a generated manifest, read and
+// write manifests and write completion reports under their prefixes, and nothing else.
 func TestTemplateLetsBatchOperationsInvokeTheProcessor(t *testing.T) {
 	doc := loadTemplate(t)
 	sts := statements(t, doc)
@@ -493,7 +493,7 @@ func TestTemplateLetsBatchOperationsInvokeTheProcessor(t *testing.T) {
 		}
 	}
 	slices.Sort(actions)
-	want := []string{"kms:Decrypt", "kms:GenerateDataKey", "lambda:InvokeFunction", "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"}
+	want := []string{"kms:Decrypt", "kms:GenerateDataKey", "lambda:InvokeFunction", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:PutObject", "s3:PutObject"}
 	if !slices.Equal(actions, want) {
 		t.Errorf("BatchOperationsRole allows %v, want %v", actions, want)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3control"
 )
 
 // Retry policy for every SDK call: capped exponential backoff with full jitter (the standard
@@ -50,6 +51,11 @@ func Load(ctx context.Context, opts ...func(*config.LoadOptions) error) (aws.Con
 func S3(cfg aws.Config, opts ...func(*s3.Options)) *s3.Client {
 	custom := os.Getenv("AWS_ENDPOINT_URL_S3") != ""
 	return s3.NewFromConfig(cfg, append([]func(*s3.Options){func(o *s3.Options) { o.UsePathStyle = custom }}, opts...)...)
+}
+
+// S3Control returns an S3 Control client (S3 Batch Operations jobs).
+func S3Control(cfg aws.Config, opts ...func(*s3control.Options)) *s3control.Client {
+	return s3control.NewFromConfig(cfg, opts...)
 }
 
 // DynamoDB returns a DynamoDB client.

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3control"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/spf13/cobra"
 
@@ -87,9 +88,12 @@ func envOr(name, def string) string {
 
 // deployment is a built processor and the operator commands on it.
 type deployment struct {
-	ops   *ops.Ops
-	tg    target
-	queue *queue.Queue
+	ops     *ops.Ops
+	tg      target
+	queue   *queue.Queue
+	control *s3control.Client // S3 Batch Operations
+	objects *storage.Store
+	output  string // the output bucket
 }
 
 // open connects to the target: with --local, the local stack (which must be up) with the
@@ -154,8 +158,9 @@ func open(ctx context.Context, tg target, stdio IO) (*deployment, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &deployment{tg: tg, queue: queue.New(sqs.NewFromConfig(awsCfg)),
-		ops: ops.New(cfg, storage.New(s3c), state.New(ddb, cfg.StateTable, cfg.StateTTL), proc)}, nil
+	objects := storage.New(s3c)
+	return &deployment{tg: tg, queue: queue.New(sqs.NewFromConfig(awsCfg)), control: awsclient.S3Control(awsCfg), objects: objects, output: cfg.OutputBucket,
+		ops: ops.New(cfg, objects, state.New(ddb, cfg.StateTable, cfg.StateTTL), proc)}, nil
 }
 
 func orDefault(v, def string) string {

@@ -47,6 +47,7 @@ func backfillCmd(tg *target, stdio IO) *cobra.Command {
 	var (
 		bucket, prefix, from, to, via, queueURL, checkpointFile string
 		concurrency                                             int
+		batch                                                   batchFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "backfill",
@@ -57,7 +58,13 @@ content and the current recipe, and processes the rest in this process with --co
 It works as it lists (a page of objects, one batched state read), so its memory does not grow with
 the bucket. Ctrl-C stops it cleanly; the same command resumes. With --checkpoint FILE the listing
 position is saved there as it advances, and the same command resumes from it without listing
-again what it has done; the file is removed when the backfill completes.`,
+again what it has done; the file is removed when the backfill completes.
+
+--via batch-operations creates an S3 Batch Operations job instead ("Invoke AWS Lambda function" on
+the processor, schema 2.0), over a manifest the service generates by listing --prefix (with --from
+and --to as creation-date filters) or over --manifest; its completion report goes under
+batch-reports/ of the output bucket. It prints the job's id; --job ID shows the job's progress and,
+once it ended, its report as the counts above (--json for JSON).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opt := ops.BackfillOptions{Concurrency: concurrency}
@@ -72,8 +79,13 @@ again what it has done; the file is removed when the backfill completes.`,
 			if err != nil {
 				return err
 			}
+			if batch.job != "" {
+				return followBatchJob(cmd.Context(), stdio, d, batch)
+			}
 			opt.Bucket, opt.Prefix = orDefault(bucket, d.tg.staging), orDefault(prefix, d.tg.prefix)
 			switch via {
+			case "batch-operations":
+				return createBatchJob(cmd.Context(), stdio, d, opt, batch)
 			case "local":
 			case "queue":
 				if queueURL == "" {
@@ -81,7 +93,7 @@ again what it has done; the file is removed when the backfill completes.`,
 				}
 				opt.Via = queue.Target{Queue: d.queue, URL: queueURL}
 			default:
-				return fmt.Errorf("--via %q: want local or queue", via)
+				return fmt.Errorf("--via %q: want local, queue or batch-operations", via)
 			}
 			if checkpointFile == "" {
 				return withProgress(stdio, "backfill", func(p ops.Progress) (ops.Counts, error) {
@@ -105,9 +117,10 @@ again what it has done; the file is removed when the backfill completes.`,
 	f.StringVar(&from, "from", "", "only objects last modified at or after this date (2006-01-02 or RFC 3339)")
 	f.StringVar(&to, "to", "", "only objects last modified before this date")
 	f.IntVar(&concurrency, "concurrency", 4, "objects processed at once")
-	f.StringVar(&via, "via", "local", "local: process here; queue: send S3-shaped messages to the deployed processor's queue")
+	f.StringVar(&via, "via", "local", "local: process here; queue: send S3-shaped messages to the deployed processor's queue; batch-operations: create an S3 Batch Operations job that invokes the processor per object")
 	f.StringVar(&queueURL, "queue-url", os.Getenv("QUEUE_URL"), "the processing queue, for --via queue (env QUEUE_URL)")
 	f.StringVar(&checkpointFile, "checkpoint", "", "keep the listing position in this file, to resume without listing again")
+	batch.add(f)
 	return cmd
 }
 
@@ -201,15 +214,19 @@ func table(w io.Writer, header []string, rows [][]string) error {
 	return termtext.Table(w, header, rows)
 }
 
+// writeCounts prints what a command did; took, when above zero, is how long it took.
 func writeCounts(w io.Writer, name string, c ops.Counts, took time.Duration) error {
-	return table(w, []string{name, "objects"}, [][]string{
+	rows := [][]string{
 		{"listed", strconv.FormatInt(c.Total, 10)},
 		{"done", strconv.FormatInt(c.Done, 10)},
 		{"skipped", strconv.FormatInt(c.Skipped, 10)},
 		{"quarantined", strconv.FormatInt(c.Quarantined, 10)},
 		{"failed", strconv.FormatInt(c.Failed, 10)},
-		{"time", took.Round(time.Millisecond).String()},
-	})
+	}
+	if took > 0 {
+		rows = append(rows, []string{"time", took.Round(time.Millisecond).String()})
+	}
+	return table(w, []string{name, "objects"}, rows)
 }
 
 func reconcileCmd(tg *target, stdio IO) *cobra.Command {

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/sluice-dev/sluice/pkg/batchjob"
 	"github.com/sluice-dev/sluice/pkg/faultinject"
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/testenv"
@@ -103,7 +104,11 @@ func batchJobOfAThousand(t *testing.T, schema string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	report, err := testenv.ReadBatchReport(ctx, r.env.S3, r.output, "batch-reports/", job.ID)
+	var report []batchjob.Task
+	err = batchjob.ReadReport(ctx, r.objects, r.output, "batch-reports/", job.ID, func(t batchjob.Task) error {
+		report = append(report, t)
+		return nil
+	})
 	if err != nil || len(report) != len(lines) || len(tasks) != len(lines) {
 		t.Fatalf("report of %d lines for %d manifest lines: %v", len(report), len(lines), err)
 	}
@@ -113,8 +118,8 @@ func batchJobOfAThousand(t *testing.T, schema string) {
 			t.Fatalf("report key %q: %v", row.Key, err)
 		}
 		if kind[key] == "" { // a key that does not exist
-			if row.Status != "failed" || row.ResultCode != "PermanentFailure" {
-				t.Errorf("%q: %s %s %q, want failed PermanentFailure", key, row.Status, row.ResultCode, row.Result)
+			if row.Status != "failed" || row.ErrorCode != "PermanentFailure" {
+				t.Errorf("%q: %s %s %q, want failed PermanentFailure", key, row.Status, row.ErrorCode, row.Result)
 			}
 			continue
 		}

@@ -146,6 +146,15 @@ func (s *Store) Read(ctx context.Context, bucket, key string, limit int64) (Obje
 	return o, body, nil
 }
 
+// Open streams the current object at bucket/key; the caller closes it.
+func (s *Store) Open(ctx context.Context, bucket, key string) (io.ReadCloser, error) {
+	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, fmt.Errorf("get s3://%s/%s: %w", bucket, key, translate(err))
+	}
+	return out.Body, nil
+}
+
 // Put is one object to write.
 type Put struct {
 	Bucket, Key  string

@@ -8,9 +8,7 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"sync"
 	"time"
@@ -32,6 +30,8 @@ type BatchJob struct {
 	ReportBucket, ReportPrefix string
 	Concurrency                int // tasks in flight (default 8)
 	MaxTries                   int // invocations per task before it fails (default 5)
+	// Finished, if set, hears each task as it ends (the service's progress counters).
+	Finished func(BatchTask)
 }
 
 // Invoker invokes the function with one event and returns its answer: in process, or through
@@ -86,6 +86,9 @@ func RunBatchJob(ctx context.Context, s3c *s3.Client, job BatchJob, invoke Invok
 		wg.Go(func() {
 			defer func() { <-sem }()
 			runTask(ctx, job, i, &tasks[i], tries, invoke)
+			if job.Finished != nil {
+				job.Finished(tasks[i])
+			}
 		})
 	}
 	wg.Wait()
@@ -200,46 +203,4 @@ func putReport(ctx context.Context, s3c *s3.Client, bucket, key string, body []b
 		return fmt.Errorf("batch job: write report %s: %w", key, err)
 	}
 	return nil
-}
-
-// ReadBatchReport reads a completion report written by RunBatchJob (or the service): every
-// task line of the results its manifest names.
-func ReadBatchReport(ctx context.Context, s3c *s3.Client, bucket, prefix, jobID string) ([]BatchTask, error) {
-	get := func(key string) ([]byte, error) {
-		out, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
-		if err != nil {
-			return nil, err
-		}
-		defer out.Body.Close()
-		return io.ReadAll(out.Body)
-	}
-	b, err := get(prefix + "job-" + jobID + "/manifest.json")
-	if err != nil {
-		return nil, err
-	}
-	var m struct {
-		Format  string
-		Results []struct{ Bucket, Key string }
-	}
-	if err := json.Unmarshal(b, &m); err != nil || m.Format != "Report_CSV_20180820" {
-		return nil, errors.Join(errors.New("not a completion report manifest"), err)
-	}
-	var tasks []BatchTask
-	for _, r := range m.Results {
-		body, err := get(r.Key)
-		if err != nil {
-			return nil, err
-		}
-		rows, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
-		if err != nil {
-			return nil, err
-		}
-		for _, row := range rows {
-			if len(row) != 7 {
-				return nil, fmt.Errorf("%s: a line of %d columns", r.Key, len(row))
-			}
-			tasks = append(tasks, BatchTask{Bucket: row[0], Key: row[1], VersionID: row[2], Status: row[3], ResultCode: row[4], Result: row[6]})
-		}
-	}
-	return tasks, nil
 }
