@@ -134,7 +134,6 @@ type reconciliation struct {
 	opt            ReconcileOptions
 	cur            Cursor
 	start          time.Time // leases are judged at it; objects written after it wait
-	pages          int
 	found          []Finding
 }
 
@@ -179,9 +178,8 @@ func (rc *reconciliation) judged(key string) error {
 	return nil
 }
 
-// paged counts a finished page; errPaused once the run is past its time.
+// paged ends a page: errPaused once the run is past its time (so a run always does one page).
 func (rc *reconciliation) paged() error {
-	rc.pages++
 	if !rc.opt.Until.IsZero() && !rc.o.now().Before(rc.opt.Until) {
 		return errPaused
 	}
