@@ -34,14 +34,19 @@ type Sender interface {
 	SendEvents(ctx context.Context, evs []trigger.ObjectEvent, sent func()) error
 }
 
+// listAhead is how many child prefixes a backfill lists at once (storage.ListAhead), ahead of
+// the one it is working through.
+const listAhead = 8
+
 // backfillFields are the attributes a backfill reads of each record.
 var backfillFields = []string{"bucket", "key", "status", "reason", "object_etag", "recipe_version"}
 
 // Backfill processes every object under the prefix that is not already SUCCEEDED (or
 // QUARANTINED) for its current content and the current recipe, with opt.Concurrency workers in
-// this process. It works as it lists: each page of up to state.MaxBatchGet objects is checked
-// against state with one BatchGetItem and the due ones are handed on, so it holds a page, not
-// the listing, and its progress total grows until the listing ends. Stopping it (ctx) lets
+// this process. It works as it lists (child prefixes listed in parallel, the objects still
+// taken in key order): each page of up to state.MaxBatchGet objects is checked against state
+// with one BatchGetItem and the due ones are handed on, so it holds a few pages, not the
+// listing, and its progress total grows until the listing ends. Stopping it (ctx) lets
 // started objects finish; running it again resumes, since what finished is skipped (and, from
 // opt.After, is not even listed). A recipe change makes everything due again.
 func (o *Ops) Backfill(ctx context.Context, opt BackfillOptions, prog Progress) (Counts, error) {
@@ -86,7 +91,7 @@ func (o *Ops) Backfill(ctx context.Context, opt BackfillOptions, prog Progress) 
 		}
 		return nil
 	}
-	err := o.objects.ListAfter(ctx, opt.Bucket, opt.Prefix, opt.After, func(ob storage.Object) error {
+	err := o.objects.ListAhead(ctx, opt.Bucket, opt.Prefix, opt.After, listAhead, func(ob storage.Object) error {
 		if (!opt.From.IsZero() && ob.LastModified.Before(opt.From)) || (!opt.To.IsZero() && !ob.LastModified.Before(opt.To)) {
 			return nil
 		}

@@ -21,6 +21,7 @@ import (
 type objectStore interface {
 	List(ctx context.Context, bucket, prefix string, f func(storage.Object) error) error
 	ListAfter(ctx context.Context, bucket, prefix, after string, f func(storage.Object) error) error
+	ListAhead(ctx context.Context, bucket, prefix, after string, ahead int, f func(storage.Object) error) error
 	Head(ctx context.Context, bucket, key string) (storage.Object, error)
 	Read(ctx context.Context, bucket, key string, limit int64) (storage.Object, []byte, error)
 	Delete(ctx context.Context, bucket, key string) error

@@ -326,13 +326,9 @@ func (s *Store) ListAfter(ctx context.Context, bucket, prefix, after string, f f
 			return fmt.Errorf("list s3://%s/%s: %w", bucket, prefix, translate(err))
 		}
 		for _, o := range page.Contents {
-			key, err := url.QueryUnescape(aws.ToString(o.Key))
+			obj, err := listed(bucket, prefix, o)
 			if err != nil {
-				return fmt.Errorf("list s3://%s/%s: key %q: %w", bucket, prefix, aws.ToString(o.Key), err)
-			}
-			obj := Object{
-				Bucket: bucket, Key: key, Size: aws.ToInt64(o.Size),
-				ETag: strings.Trim(aws.ToString(o.ETag), `"`), LastModified: aws.ToTime(o.LastModified),
+				return err
 			}
 			if err := f(obj); err != nil {
 				return err
@@ -340,6 +336,18 @@ func (s *Store) ListAfter(ctx context.Context, bucket, prefix, after string, f f
 		}
 	}
 	return nil
+}
+
+// listed is a listing's entry as an Object (its key URL-decoded).
+func listed(bucket, prefix string, o types.Object) (Object, error) {
+	key, err := url.QueryUnescape(aws.ToString(o.Key))
+	if err != nil {
+		return Object{}, fmt.Errorf("list s3://%s/%s: key %q: %w", bucket, prefix, aws.ToString(o.Key), err)
+	}
+	return Object{
+		Bucket: bucket, Key: key, Size: aws.ToInt64(o.Size),
+		ETag: strings.Trim(aws.ToString(o.ETag), `"`), LastModified: aws.ToTime(o.LastModified),
+	}, nil
 }
 
 // CopySource builds the x-amz-copy-source value: bucket/key, URL-encoded, with an optional version.
