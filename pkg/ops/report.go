@@ -44,26 +44,26 @@ var reportFields = []string{"status", "reason", "duration_ms"}
 // Report scans the state table and summarises it as it goes: three attributes of each record
 // are read (a projection) and added to counters, so its memory does not grow with the table.
 func (o *Ops) Report(ctx context.Context) (Report, error) {
-	var b ReportBuilder
+	var b reportBuilder
 	err := o.states.Scan(ctx, state.Read{Fields: reportFields, Segments: o.Segments}, func(r state.Record) error {
-		b.Add(r)
+		b.add(r)
 		return nil
 	})
-	return b.Report(), err
+	return b.report(), err
 }
 
-// ReportBuilder aggregates records into a Report one at a time, in memory bounded by the number
+// reportBuilder aggregates records into a Report one at a time, in memory bounded by the number
 // of statuses, reasons and distinct durations (kept to three significant figures), not of
 // records. The zero value is ready.
-type ReportBuilder struct {
+type reportBuilder struct {
 	records   int
 	statuses  map[state.Status]int
 	reasons   map[string]int
 	durations map[int64]int // rounded duration → records
 }
 
-// Add counts one record.
-func (b *ReportBuilder) Add(rec state.Record) {
+// add counts one record.
+func (b *reportBuilder) add(rec state.Record) {
 	if rec.Status == "" {
 		return // not a source's record: an operator's checkpoint (state.SaveCheckpoint)
 	}
@@ -80,8 +80,8 @@ func (b *ReportBuilder) Add(rec state.Record) {
 	}
 }
 
-// Report is the summary of what was added.
-func (b *ReportBuilder) Report() Report {
+// report is the summary of what was added.
+func (b *reportBuilder) report() Report {
 	r := Report{Records: b.records}
 	for s, n := range b.statuses {
 		r.ByStatus = append(r.ByStatus, StatusCount{s, n})

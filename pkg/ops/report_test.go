@@ -29,11 +29,11 @@ func sampleRecords() []state.Record {
 }
 
 func buildReport(recs []state.Record) Report {
-	var b ReportBuilder
+	var b reportBuilder
 	for _, r := range recs {
-		b.Add(r)
+		b.add(r)
 	}
-	return b.Report()
+	return b.report()
 }
 
 func TestBuildReport(t *testing.T) {
@@ -60,14 +60,14 @@ func TestReportDurationsKeepThreeFigures(t *testing.T) {
 			t.Errorf("threeFigures(%d) = %d, want %d", ms, got, want)
 		}
 	}
-	var b ReportBuilder
+	var b reportBuilder
 	for ms := range int64(100000) {
-		b.Add(state.Record{Status: state.Succeeded, DurationMS: ms + 1})
+		b.add(state.Record{Status: state.Succeeded, DurationMS: ms + 1})
 	}
 	if len(b.durations) > 3000 { // about 900 per decade
 		t.Errorf("%d distinct durations kept for 100,000 records", len(b.durations))
 	}
-	if r := b.Report(); r.P50MS != 50000 || r.P95MS != 95000 {
+	if r := b.report(); r.P50MS != 50000 || r.P95MS != 95000 {
 		t.Errorf("p50 %d p95 %d, want 50000 and 95000", r.P50MS, r.P95MS)
 	}
 }
