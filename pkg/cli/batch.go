@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/rand"
+	"encoding/csv"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,8 +19,7 @@ import (
 
 // batchFlags are backfill's flags for S3 Batch Operations.
 type batchFlags struct {
-	account, role, function, manifest, token, job string
-	asJSON                                        bool
+	account, role, function, manifest, token, job, format string
 }
 
 func (f *batchFlags) add(fs *pflag.FlagSet) {
@@ -29,7 +29,7 @@ func (f *batchFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.function, "function-arn", os.Getenv("PROCESSOR_FUNCTION_ARN"), "for --via batch-operations: the processor function's ARN (env PROCESSOR_FUNCTION_ARN)")
 	fs.StringVar(&f.manifest, "manifest", "", "for --via batch-operations: a CSV manifest in S3 (s3://bucket/key; bucket,key lines, keys URL-encoded) instead of listing --prefix")
 	fs.StringVar(&f.token, "token", "", "for --via batch-operations: an idempotency token (the same token creates one job; default: a new one)")
-	fs.BoolVar(&f.asJSON, "json", false, "with --job: print JSON")
+	fs.StringVar(&f.format, "format", ops.FormatTable, "with --job: table, json or csv")
 }
 
 // createBatchJob creates the job that backfills opt through the processor and prints its id.
@@ -80,8 +80,11 @@ func followBatchJob(ctx context.Context, stdio IO, d *deployment, f batchFlags) 
 	if err != nil {
 		return err
 	}
+	if f.format != ops.FormatTable && f.format != ops.FormatJSON && f.format != ops.FormatCSV {
+		return fmt.Errorf("--format %q: want table, json or csv", f.format)
+	}
 	if !st.Ended() {
-		if f.asJSON {
+		if f.format == ops.FormatJSON {
 			return printJSON(stdio.Out, map[string]any{"job": st.ID, "state": st.State, "tasks": st.Total, "succeeded": st.Succeeded, "failed": st.Failed})
 		}
 		return table(stdio.Out, []string{"job " + st.ID, st.State}, [][]string{
@@ -98,8 +101,15 @@ func followBatchJob(ctx context.Context, stdio IO, d *deployment, f batchFlags) 
 	if err != nil {
 		return errors.Join(fmt.Errorf("job %s %s %v", st.ID, st.State, st.Reasons), err)
 	}
-	if f.asJSON {
+	switch f.format {
+	case ops.FormatJSON:
 		return printJSON(stdio.Out, c)
+	case ops.FormatCSV:
+		w := csv.NewWriter(stdio.Out)
+		if err := w.WriteAll(append([][]string{{"metric", "value"}}, countRows(c)...)); err != nil {
+			return err
+		}
+		return w.Error()
 	}
-	return writeCounts(stdio.Out, "backfill job "+st.ID, c, 0)
+	return table(stdio.Out, []string{"backfill job " + st.ID, "objects"}, countRows(c))
 }

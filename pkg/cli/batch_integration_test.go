@@ -91,8 +91,11 @@ func TestBackfillOnS3BatchOperations(t *testing.T) {
 		}
 	}
 	var c ops.Counts
-	if err := json.Unmarshal([]byte(sluice("--job", id, "--json")), &c); err != nil || c != (ops.Counts{Total: 7, Done: 6, Quarantined: 1}) {
-		t.Errorf("--job --json: %+v %v", c, err)
+	if err := json.Unmarshal([]byte(sluice("--job", id, "--format", "json")), &c); err != nil || c != (ops.Counts{Total: 7, Done: 6, Quarantined: 1}) {
+		t.Errorf("--job --format json: %+v %v", c, err)
+	}
+	if got := sluice("--job", id, "--format", "csv"); got != "metric,value\nlisted,7\ndone,6\nskipped,0\nquarantined,1\nfailed,0\n" {
+		t.Errorf("--job --format csv:\n%s", got)
 	}
 	rec, found, err := state.New(env.DDB, table, 0).Get(ctx, state.ID(staging, "uploads/b/d e.jpg"))
 	if err != nil || !found || rec.Status != state.Succeeded {

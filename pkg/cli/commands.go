@@ -64,7 +64,7 @@ again what it has done; the file is removed when the backfill completes.
 the processor, schema 2.0), over a manifest the service generates by listing --prefix (with --from
 and --to as creation-date filters) or over --manifest; its completion report goes under
 batch-reports/ of the output bucket. It prints the job's id; --job ID shows the job's progress and,
-once it ended, its report as the counts above (--json for JSON).`,
+once it ended, its report as the counts above (--format table, json or csv).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opt := ops.BackfillOptions{Concurrency: concurrency}
@@ -214,19 +214,20 @@ func table(w io.Writer, header []string, rows [][]string) error {
 	return termtext.Table(w, header, rows)
 }
 
-// writeCounts prints what a command did; took, when above zero, is how long it took.
+// writeCounts prints what a command did as a table, with how long it took.
 func writeCounts(w io.Writer, name string, c ops.Counts, took time.Duration) error {
-	rows := [][]string{
+	return table(w, []string{name, "objects"}, append(countRows(c), []string{"time", took.Round(time.Millisecond).String()}))
+}
+
+// countRows are the rows of writeCounts' table.
+func countRows(c ops.Counts) [][]string {
+	return [][]string{
 		{"listed", strconv.FormatInt(c.Total, 10)},
 		{"done", strconv.FormatInt(c.Done, 10)},
 		{"skipped", strconv.FormatInt(c.Skipped, 10)},
 		{"quarantined", strconv.FormatInt(c.Quarantined, 10)},
 		{"failed", strconv.FormatInt(c.Failed, 10)},
 	}
-	if took > 0 {
-		rows = append(rows, []string{"time", took.Round(time.Millisecond).String()})
-	}
-	return table(w, []string{name, "objects"}, rows)
 }
 
 func reconcileCmd(tg *target, stdio IO) *cobra.Command {

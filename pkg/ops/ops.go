@@ -102,7 +102,11 @@ func (t *Tally) add(k Kind) {
 
 // Counts is a snapshot of a Tally.
 type Counts struct {
-	Total, Done, Skipped, Quarantined, Failed int64
+	Total       int64 `json:"total"`
+	Done        int64 `json:"done"`
+	Skipped     int64 `json:"skipped"`
+	Quarantined int64 `json:"quarantined"`
+	Failed      int64 `json:"failed"`
 }
 
 // Snapshot reads the counters.
