@@ -39,8 +39,8 @@ type Spec struct {
 	AccountID   string
 	RoleARN     string // the template's BatchOperationsRole
 	FunctionARN string // the processor
-	// The objects: a CSV manifest in S3 (bucket,key per line, keys URL-encoded) with its ETag, or,
-	// when ManifestKey is empty, every object under Prefix of Bucket created in [From, To) (zero:
+	// The objects: a CSV manifest in S3 (bucket,key per line, keys URL-encoded) or an S3
+	// Inventory report's manifest.json (CSV format), with its ETag; or, when ManifestKey is empty, every object under Prefix of Bucket created in [From, To) (zero:
 	// unbounded), listed by the service into a manifest under batch-manifests/ of ReportBucket.
 	ManifestBucket, ManifestKey, ManifestETag string
 	Bucket, Prefix                            string
@@ -66,8 +66,12 @@ func Create(ctx context.Context, api controlAPI, s Spec) (string, error) {
 		},
 	}
 	if s.ManifestKey != "" {
+		spec := &types.JobManifestSpec{Format: types.JobManifestFormatS3BatchOperationsCsv20180820, Fields: []types.JobManifestFieldName{types.JobManifestFieldNameBucket, types.JobManifestFieldNameKey}}
+		if strings.HasSuffix(s.ManifestKey, "manifest.json") { // an S3 Inventory report
+			spec = &types.JobManifestSpec{Format: types.JobManifestFormatS3InventoryReportCsv20161130}
+		}
 		in.Manifest = &types.JobManifest{
-			Spec:     &types.JobManifestSpec{Format: types.JobManifestFormatS3BatchOperationsCsv20180820, Fields: []types.JobManifestFieldName{types.JobManifestFieldNameBucket, types.JobManifestFieldNameKey}},
+			Spec:     spec,
 			Location: &types.JobManifestLocation{ObjectArn: aws.String(bucketARN(s.ManifestBucket) + "/" + s.ManifestKey), ETag: aws.String(s.ManifestETag)},
 		}
 	} else {

@@ -27,7 +27,7 @@ func (f *batchFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.account, "account-id", os.Getenv("AWS_ACCOUNT_ID"), "for --via batch-operations and --job: the AWS account (env AWS_ACCOUNT_ID)")
 	fs.StringVar(&f.role, "role-arn", os.Getenv("BATCH_OPERATIONS_ROLE"), "for --via batch-operations: the stack's BatchOperationsRole output (env BATCH_OPERATIONS_ROLE)")
 	fs.StringVar(&f.function, "function-arn", os.Getenv("PROCESSOR_FUNCTION_ARN"), "for --via batch-operations: the processor function's ARN (env PROCESSOR_FUNCTION_ARN)")
-	fs.StringVar(&f.manifest, "manifest", "", "for --via batch-operations: a CSV manifest in S3 (s3://bucket/key; bucket,key lines, keys URL-encoded) instead of listing --prefix")
+	fs.StringVar(&f.manifest, "manifest", "", "for --via batch-operations: a manifest in S3 instead of listing --prefix: a CSV (s3://bucket/key; bucket,key lines, keys URL-encoded) or an S3 Inventory report's manifest.json")
 	fs.StringVar(&f.token, "token", "", "for --via batch-operations: an idempotency token (the same token creates one job; default: a new one)")
 	fs.StringVar(&f.format, "format", ops.FormatTable, "with --job: table, json or csv")
 }

@@ -2,8 +2,10 @@ package cli_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -25,8 +27,8 @@ import (
 // backfill --via batch-operations creates an S3 Batch Operations job on the processor (S3 Control
 // is a protocol-level fake reached as a proxy: that service has no local server, and its client
 // puts the account id in the host name), once per --token; the job's generated manifest lists the
-// prefix; --job shows the job and, once it ended, its completion report as a local backfill's
-// counts.
+// prefix (or an S3 Inventory report is the manifest); --job shows the job and, once it ended,
+// its completion report as a local backfill's counts.
 func TestBackfillOnS3BatchOperations(t *testing.T) {
 	env := testenv.Open(t)
 	ctx := context.Background()
@@ -96,6 +98,23 @@ func TestBackfillOnS3BatchOperations(t *testing.T) {
 	}
 	if got := sluice("--job", id, "--format", "csv"); got != "metric,value\nlisted,7\ndone,6\nskipped,0\nquarantined,1\nfailed,0\n" {
 		t.Errorf("--job --format csv:\n%s", got)
+	}
+	// An S3 Inventory report as the manifest: its objects are already done.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	fmt.Fprintf(zw, "\"%s\",\"uploads%%2Fb%%2Fa.jpg\",\"12\",\"etag\"\n\"%s\",\"uploads%%2Fb%%2Fd+e.jpg\",\"12\",\"etag\"\n", staging, staging)
+	zw.Close()
+	inv := `{"sourceBucket":"` + staging + `","version":"2016-11-30","fileFormat":"CSV","fileSchema":"Bucket, Key, Size, ETag","files":[{"key":"inventory/data/1.csv.gz"}]}`
+	for key, body := range map[string][]byte{"inventory/data/1.csv.gz": gz.Bytes(), "inventory/manifest.json": []byte(inv)} {
+		if _, err := env.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(output), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fromInventory := strings.TrimSpace(sluice("--via", "batch-operations", "--manifest", "s3://"+output+"/inventory/manifest.json",
+		"--role-arn", "arn:aws:iam::123456789012:role/batch", "--function-arn", fn, "--token", "backfill-2"))
+	ctl.Wait()
+	if got := sluice("--job", fromInventory, "--format", "csv"); fromInventory == id || got != "metric,value\nlisted,2\ndone,0\nskipped,2\nquarantined,0\nfailed,0\n" {
+		t.Errorf("job %s from an inventory report:\n%s", fromInventory, got)
 	}
 	rec, found, err := state.New(env.DDB, table, 0).Get(ctx, state.ID(staging, "uploads/b/d e.jpg"))
 	if err != nil || !found || rec.Status != state.Succeeded {

@@ -2,14 +2,18 @@ package testenv
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/md5"
 	"crypto/sha1"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +30,9 @@ type BatchJob struct {
 	// Manifest is a CSV manifest in S3: bucket,key[,versionId] per line, keys URL-encoded, as the
 	// service reads it (duplicate lines are tasks of their own).
 	ManifestBucket, ManifestKey string
+	// ManifestFormat is the manifest's format as the job names it: S3InventoryReport_CSV_20161130
+	// for an S3 Inventory report's manifest.json, else a CSV (S3BatchOperations_CSV_20180820).
+	ManifestFormat string
 	// The completion report goes under ReportBucket/ReportPrefix/job-<ID>/.
 	ReportBucket, ReportPrefix string
 	Concurrency                int // tasks in flight (default 8)
@@ -59,24 +66,9 @@ func RunBatchJob(ctx context.Context, s3c *s3.Client, job BatchJob, invoke Invok
 	if job.Schema != "1.0" && job.Schema != "2.0" {
 		return nil, fmt.Errorf("batch job: schema %q: want 1.0 or 2.0", job.Schema)
 	}
-	out, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(job.ManifestBucket), Key: aws.String(job.ManifestKey)})
+	tasks, err := ReadBatchManifest(ctx, s3c, job.ManifestBucket, job.ManifestKey, job.ManifestFormat)
 	if err != nil {
-		return nil, fmt.Errorf("batch job: read manifest: %w", err)
-	}
-	lines, err := csv.NewReader(out.Body).ReadAll()
-	out.Body.Close()
-	if err != nil {
-		return nil, fmt.Errorf("batch job: manifest: %w", err)
-	}
-	tasks := make([]BatchTask, len(lines))
-	for i, l := range lines {
-		if len(l) < 2 || len(l) > 3 {
-			return nil, fmt.Errorf("batch job: manifest line %d: want bucket,key[,versionId]", i+1)
-		}
-		tasks[i] = BatchTask{Bucket: l[0], Key: l[1]}
-		if len(l) == 3 {
-			tasks[i].VersionID = l[2]
-		}
+		return nil, err
 	}
 	conc, tries := cmpOr(job.Concurrency, 8), cmpOr(job.MaxTries, 5)
 	var wg sync.WaitGroup
@@ -93,6 +85,86 @@ func RunBatchJob(ctx context.Context, s3c *s3.Client, job BatchJob, invoke Invok
 	}
 	wg.Wait()
 	return tasks, writeBatchReport(ctx, s3c, job, tasks)
+}
+
+// InventoryManifest is the manifest format of an S3 Inventory report.
+const InventoryManifest = "S3InventoryReport_CSV_20161130"
+
+// ReadBatchManifest reads a job's manifest as the service does: a CSV of bucket,key[,versionId]
+// lines, or, in format InventoryManifest, an S3 Inventory report's manifest.json whose gzipped
+// CSV files start with bucket,key[,versionId]. Keys stay URL-encoded, as the service passes them
+// on.
+func ReadBatchManifest(ctx context.Context, s3c *s3.Client, bucket, key, format string) ([]BatchTask, error) {
+	body, err := getObject(ctx, s3c, bucket, key)
+	if err != nil {
+		return nil, fmt.Errorf("batch job: read manifest: %w", err)
+	}
+	if format != InventoryManifest {
+		return manifestLines(body, false, true)
+	}
+	var inv struct {
+		FileFormat string `json:"fileFormat"`
+		FileSchema string `json:"fileSchema"`
+		Files      []struct {
+			Key string `json:"key"`
+		} `json:"files"`
+	}
+	if err := json.Unmarshal(body, &inv); err != nil || inv.FileFormat != "CSV" {
+		return nil, errors.Join(fmt.Errorf("batch job: %s is not a CSV inventory manifest", key), err)
+	}
+	versions := strings.Contains(inv.FileSchema, "VersionId")
+	var tasks []BatchTask
+	for _, f := range inv.Files {
+		gz, err := getObject(ctx, s3c, bucket, f.Key)
+		if err != nil {
+			return nil, fmt.Errorf("batch job: inventory file: %w", err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(gz))
+		if err != nil {
+			return nil, fmt.Errorf("batch job: inventory file %s: %w", f.Key, err)
+		}
+		raw, err := io.ReadAll(zr)
+		if err != nil {
+			return nil, fmt.Errorf("batch job: inventory file %s: %w", f.Key, err)
+		}
+		more, err := manifestLines(raw, true, versions)
+		if err != nil {
+			return nil, err
+		}
+		tasks = append(tasks, more...)
+	}
+	return tasks, nil
+}
+
+// manifestLines reads CSV lines of bucket,key[,versionId]; an inventory's have more columns, and
+// a version id third only when versions says so.
+func manifestLines(body []byte, inventory, versions bool) ([]BatchTask, error) {
+	r := csv.NewReader(bytes.NewReader(body))
+	r.FieldsPerRecord = -1
+	lines, err := r.ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("batch job: manifest: %w", err)
+	}
+	tasks := make([]BatchTask, len(lines))
+	for i, l := range lines {
+		if len(l) < 2 || (!inventory && len(l) > 3) {
+			return nil, fmt.Errorf("batch job: manifest line %d: want bucket,key[,versionId]", i+1)
+		}
+		tasks[i] = BatchTask{Bucket: l[0], Key: l[1]}
+		if len(l) >= 3 && versions {
+			tasks[i].VersionID = l[2]
+		}
+	}
+	return tasks, nil
+}
+
+func getObject(ctx context.Context, s3c *s3.Client, bucket, key string) ([]byte, error) {
+	out, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, err
+	}
+	defer out.Body.Close()
+	return io.ReadAll(out.Body)
 }
 
 func cmpOr(v, def int) int {

@@ -73,6 +73,7 @@ type createJobRequest struct {
 	}
 	Report   struct{ Bucket, Prefix string }
 	Manifest struct {
+		Spec     struct{ Format string }
 		Location struct{ ObjectArn, ETag string }
 	}
 	ManifestGenerator struct {
@@ -173,7 +174,7 @@ func (f *S3Control) run(j *controlJob, req createJobRequest, invoke Invoker) {
 		reportPrefix += "/"
 	}
 	if err == nil {
-		job := BatchJob{ID: j.id, Schema: req.Operation.LambdaInvoke.InvocationSchemaVersion, ManifestBucket: bucket, ManifestKey: key,
+		job := BatchJob{ID: j.id, Schema: req.Operation.LambdaInvoke.InvocationSchemaVersion, ManifestBucket: bucket, ManifestKey: key, ManifestFormat: req.Manifest.Spec.Format,
 			ReportBucket: j.reportBucket, ReportPrefix: reportPrefix, Concurrency: 4,
 			Finished: func(t BatchTask) {
 				f.mu.Lock()
@@ -198,7 +199,7 @@ func (f *S3Control) run(j *controlJob, req createJobRequest, invoke Invoker) {
 func (f *S3Control) manifest(ctx context.Context, j *controlJob, req createJobRequest) (bucket, key string, err error) {
 	if arn := req.Manifest.Location.ObjectArn; arn != "" {
 		bucket, key, _ = strings.Cut(strings.TrimPrefix(arn, "arn:aws:s3:::"), "/")
-		f.count(ctx, j, bucket, key)
+		f.count(ctx, j, bucket, key, req.Manifest.Spec.Format)
 		return bucket, key, nil
 	}
 	g := req.ManifestGenerator.S3JobManifestGenerator
@@ -239,16 +240,13 @@ func (f *S3Control) manifest(ctx context.Context, j *controlJob, req createJobRe
 	return bucket, key, nil
 }
 
-// count sets the job's total from a named manifest's lines.
-func (f *S3Control) count(ctx context.Context, j *controlJob, bucket, key string) {
-	out, err := f.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+// count sets the job's total from a named manifest.
+func (f *S3Control) count(ctx context.Context, j *controlJob, bucket, key, format string) {
+	tasks, err := ReadBatchManifest(ctx, f.s3, bucket, key, format)
 	if err != nil {
 		return
 	}
-	defer out.Body.Close()
-	var buf bytes.Buffer
-	buf.ReadFrom(out.Body)
 	f.mu.Lock()
-	j.total = int64(bytes.Count(buf.Bytes(), []byte("\n")))
+	j.total = int64(len(tasks))
 	f.mu.Unlock()
 }
