@@ -44,9 +44,9 @@ var backfillFields = []string{"bucket", "key", "status", "reason", "object_etag"
 // Backfill processes every object under the prefix that is not already SUCCEEDED (or
 // QUARANTINED) for its current content and the current recipe, with opt.Concurrency workers in
 // this process. It works as it lists (child prefixes listed in parallel, the objects still
-// taken in key order): each page of up to state.MaxBatchGet objects is checked against state
-// with one BatchGetItem and the due ones are handed on, so it holds a few pages, not the
-// listing, and its progress total grows until the listing ends. Stopping it (ctx) lets
+// taken in key order): pages of up to state.MaxBatchGet objects are checked against state,
+// checkersInFlight at a time, each with one BatchGetItem, and the due objects handed on, so it
+// holds a few pages, not the listing, and its progress total grows until the listing ends. Stopping it (ctx) lets
 // started objects finish; running it again resumes, since what finished is skipped (and, from
 // opt.After, is not even listed). A recipe change makes everything due again.
 func (o *Ops) Backfill(ctx context.Context, opt BackfillOptions, prog Progress) (Counts, error) {
@@ -62,36 +62,36 @@ func (o *Ops) Backfill(ctx context.Context, opt BackfillOptions, prog Progress) 
 		}
 		sendErr = o.sendJobs(ctx, in, opt.Via, &tally, prog)
 	})
-	recipe := o.proc.RecipeVersion()
-	page := make([]storage.Object, 0, state.MaxBatchGet)
-	feed := func() error {
-		defer func() { page = page[:0] }()
-		ids := make([]string, len(page))
-		for i, ob := range page {
-			ids[i] = state.ID(ob.Bucket, ob.Key)
-		}
-		recs, err := o.states.GetMany(ctx, ids, state.Read{Fields: backfillFields})
-		if err != nil {
-			return err
-		}
-		for i, ob := range page {
-			done := mark.add(ob.Key)
-			if rec, found := recs[ids[i]]; found && rec.Ended(ob.ETag, recipe) {
-				tally.add(KindSkipped)
-				if prog != nil {
-					prog.Finished(KindSkipped, ob.Key, resultOf(rec))
+	// Pages of listed objects go to checkersInFlight goroutines, each checking one against state
+	// at a time; the listing stops at the first failed check.
+	listCtx, stopListing := context.WithCancel(ctx)
+	defer stopListing()
+	checks := make(chan []listedObject)
+	var (
+		checkErr error
+		failOnce sync.Once
+		checkers sync.WaitGroup
+	)
+	for range checkersInFlight {
+		checkers.Go(func() {
+			for page := range checks {
+				if err := o.checkPage(ctx, page, send, &tally, prog); err != nil {
+					failOnce.Do(func() { checkErr = err; stopListing() })
 				}
-				done()
-				continue
 			}
-			ev := trigger.ObjectEvent{Action: trigger.Created, Name: "sluice:Backfill", Bucket: ob.Bucket, Key: ob.Key, Size: ob.Size, ETag: ob.ETag}
-			if !send(job{ev: ev, done: done}) {
-				return ctx.Err()
-			}
-		}
-		return nil
+		})
 	}
-	err := o.objects.ListAhead(ctx, opt.Bucket, opt.Prefix, opt.After, listAhead, func(ob storage.Object) error {
+	page := make([]listedObject, 0, state.MaxBatchGet)
+	handOn := func() error {
+		select {
+		case checks <- page:
+			page = make([]listedObject, 0, state.MaxBatchGet)
+			return nil
+		case <-listCtx.Done():
+			return listCtx.Err()
+		}
+	}
+	err := o.objects.ListAhead(listCtx, opt.Bucket, opt.Prefix, opt.After, listAhead, func(ob storage.Object) error {
 		if (!opt.From.IsZero() && ob.LastModified.Before(opt.From)) || (!opt.To.IsZero() && !ob.LastModified.Before(opt.To)) {
 			return nil
 		}
@@ -99,19 +99,62 @@ func (o *Ops) Backfill(ctx context.Context, opt BackfillOptions, prog Progress) 
 		if prog != nil {
 			prog.SetTotal(total)
 		}
-		if page = append(page, ob); len(page) == cap(page) {
-			return feed()
+		if page = append(page, listedObject{ob, mark.add(ob.Key)}); len(page) == cap(page) {
+			return handOn()
 		}
 		return nil
 	})
 	if err == nil && len(page) > 0 {
-		err = feed()
+		err = handOn()
 	}
+	close(checks)
+	checkers.Wait()
 	wait()
+	if checkErr != nil {
+		err = checkErr // the listing's error is only that it was stopped
+	}
 	if err := errors.Join(err, sendErr); err != nil {
 		return tally.Snapshot(), err
 	}
 	return tally.Snapshot(), ctx.Err()
+}
+
+// checkersInFlight is how many pages a backfill checks against state at once.
+const checkersInFlight = 4
+
+// listedObject is a listed object and the func that marks it handled (its watermark entry).
+type listedObject struct {
+	ob   storage.Object
+	done func()
+}
+
+// checkPage reads the page's records with one BatchGetItem, counts as skipped what is done for
+// its content and the current recipe, and hands the rest on with send.
+func (o *Ops) checkPage(ctx context.Context, page []listedObject, send func(job) bool, tally *Tally, prog Progress) error {
+	ids := make([]string, len(page))
+	for i, l := range page {
+		ids[i] = state.ID(l.ob.Bucket, l.ob.Key)
+	}
+	recs, err := o.states.GetMany(ctx, ids, state.Read{Fields: backfillFields})
+	if err != nil {
+		return err
+	}
+	recipe := o.proc.RecipeVersion()
+	for i, l := range page {
+		if rec, found := recs[ids[i]]; found && rec.Ended(l.ob.ETag, recipe) {
+			tally.add(KindSkipped)
+			if prog != nil {
+				prog.Finished(KindSkipped, l.ob.Key, resultOf(rec))
+			}
+			l.done()
+			continue
+		}
+		ev := trigger.ObjectEvent{Action: trigger.Created, Name: "sluice:Backfill", Bucket: l.ob.Bucket, Key: l.ob.Key, Size: l.ob.Size, ETag: l.ob.ETag}
+		if !send(job{ev: ev, done: l.done}) {
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // sendJobs sends jobs to the deployed processor in batches of ten. After a failed send it
