@@ -31,7 +31,8 @@ type listPage struct {
 // concurrently, up to ahead of them at a time, ahead of the one whose objects f is being called
 // with: f still sees every object once and in key order (a position taken from it, as a
 // backfill's checkpoint, holds), while a bucket of many prefixes lists in parallel. It holds at
-// most two pages per child listed ahead, and maxQueued objects.
+// most one page of aheadPage objects per child listed ahead (and the one being read), and
+// maxQueued objects.
 func (s *Store) ListAhead(ctx context.Context, bucket, prefix, after string, ahead int, f func(Object) error) error {
 	if ahead <= 1 {
 		return s.ListAfter(ctx, bucket, prefix, after, f)
@@ -99,10 +100,14 @@ func childOf(prefix, key string) string {
 	return ""
 }
 
-// pages lists prefix in the background, a page of up to 1,000 objects at a time, two pages ahead
-// of its reader at most; it stops when ctx ends.
+// aheadPage is the page size of a child prefix listed ahead: small, so that the objects held
+// ahead (a page per child) stay few and the same whatever the children's sizes.
+const aheadPage = 200
+
+// pages lists prefix in the background, a page of up to aheadPage objects at a time, one page
+// ahead of its reader at most; it stops when ctx ends.
 func (s *Store) pages(ctx context.Context, bucket, prefix, after string) <-chan listPage {
-	ch := make(chan listPage, 2)
+	ch := make(chan listPage)
 	send := func(p listPage) bool {
 		select {
 		case ch <- p:
@@ -114,8 +119,8 @@ func (s *Store) pages(ctx context.Context, bucket, prefix, after string) <-chan 
 	go func() {
 		defer close(ch)
 		var page []Object
-		err := s.ListAfter(ctx, bucket, prefix, after, func(ob Object) error {
-			if page = append(page, ob); len(page) == 1000 {
+		err := s.listAfter(ctx, bucket, prefix, after, aheadPage, func(ob Object) error {
+			if page = append(page, ob); len(page) == aheadPage {
 				if !send(listPage{objs: page}) {
 					return ctx.Err()
 				}

@@ -315,7 +315,15 @@ func (s *Store) List(ctx context.Context, bucket, prefix string, f func(Object) 
 // ListAfter is List from the first key after after ("" lists from the start): where a
 // listing that stopped resumes.
 func (s *Store) ListAfter(ctx context.Context, bucket, prefix, after string, f func(Object) error) error {
+	return s.listAfter(ctx, bucket, prefix, after, 0, f)
+}
+
+// listAfter is ListAfter with pages of at most pageSize keys (0: S3's default, 1,000).
+func (s *Store) listAfter(ctx context.Context, bucket, prefix, after string, pageSize int32, f func(Object) error) error {
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix), EncodingType: types.EncodingTypeUrl}
+	if pageSize > 0 {
+		in.MaxKeys = aws.Int32(pageSize)
+	}
 	if after != "" {
 		in.StartAfter = aws.String(after)
 	}
