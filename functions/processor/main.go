@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/sluice-dev/sluice/pkg/announce"
 	"github.com/sluice-dev/sluice/pkg/awsclient"
 	"github.com/sluice-dev/sluice/pkg/metrics"
 	"github.com/sluice-dev/sluice/pkg/processor"
@@ -45,6 +46,9 @@ func run() error {
 	}
 	if cfg.QueueURL != "" {
 		p.WithQueue(sqs.NewFromConfig(aws))
+	}
+	if cfg.EventBus != "" {
+		p.WithAnnouncer(announce.NewBus(awsclient.EventBridge(aws), cfg.EventBus))
 	}
 	traces := tracing.Start(tcfg, aws.Credentials)
 	p.WithTracer(traces.Tracer())

@@ -501,3 +501,49 @@ func TestTemplateLetsBatchOperationsInvokeTheProcessor(t *testing.T) {
 		t.Error("no BatchOperationsRole output for the operator's create-job")
 	}
 }
+
+// Outcomes are announced on the deployment's bus only, by the two functions that commit them; an
+// alarm watches failed announcements; the optional webhook retries for a day, then keeps what it
+// could not deliver in its own dead-letter queue, which only its rule may write, and reads its
+// secret from a NoEcho parameter (EventBridge's connection keeps it in Secrets Manager).
+func TestTemplateAnnouncesOnItsOwnBus(t *testing.T) {
+	doc := loadTemplate(t)
+	sts := statements(t, doc)
+	var putters []string
+	for where, st := range sts {
+		if !slices.Contains(list(st["Action"]), "events:PutEvents") {
+			continue
+		}
+		putters = append(putters, strings.Split(where, ".")[0])
+		if res := fmt.Sprint(st["Resource"]); !strings.Contains(res, "EventBus.Arn") || !strings.Contains(res, "event-bus/${EventBusName}") {
+			t.Errorf("%s: PutEvents on %s, want the deployment's bus only", where, res)
+		}
+	}
+	slices.Sort(putters)
+	if !slices.Equal(putters, []string{"ProcessorRole", "ReconcilerRole"}) {
+		t.Errorf("PutEvents granted to %v", putters)
+	}
+	for _, fn := range []string{"ProcessorFunction", "ReconcilerFunction"} {
+		v := dig(t, doc, "Resources", fn, "Properties", "Environment", "Variables", "EVENT_BUS_NAME")
+		if !strings.Contains(fmt.Sprint(v), "CreateEventBus") {
+			t.Errorf("%s EVENT_BUS_NAME = %v, want the bus the template creates or names", fn, v)
+		}
+	}
+	if m := dig(t, doc, "Resources", "AnnounceFailedAlarm", "Properties", "MetricName"); m != "AnnounceFailed" {
+		t.Errorf("AnnounceFailedAlarm watches %v", m)
+	}
+	if dig(t, doc, "Parameters", "WebhookSecret", "NoEcho") != true {
+		t.Error("WebhookSecret is not NoEcho")
+	}
+	target := dig(t, doc, "Resources", "WebhookRule", "Properties", "Targets").([]any)[0]
+	if dig(t, target, "DeadLetterConfig", "Arn") == nil || dig(t, target, "RetryPolicy", "MaximumEventAgeInSeconds") != 86400 {
+		t.Errorf("webhook target %v: want retries for a day and a dead-letter queue", target)
+	}
+	dlq := sts["WebhookDeadLetterQueuePolicy[0]"]
+	if dlq == nil || dig(t, dlq, "Condition", "ArnEquals", "aws:SourceArn") != "WebhookRule.Arn" {
+		t.Errorf("webhook dead-letter queue policy %v: want writes from the webhook rule only", dlq)
+	}
+	if a := list(dig(t, sts["WebhookRole.webhook[0]"], "Action")); !slices.Equal(a, []string{"events:InvokeApiDestination"}) {
+		t.Errorf("webhook role allows %v", a)
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/sluice-dev/sluice/pkg/announce"
 	"github.com/sluice-dev/sluice/pkg/awsclient"
 	"github.com/sluice-dev/sluice/pkg/metrics"
 	"github.com/sluice-dev/sluice/pkg/ops"
@@ -42,6 +43,10 @@ func run() error {
 	p, err := processor.Build(ctx, cfg.Processor, s3c, ddb, log, metrics.New(os.Stdout, "processor"))
 	if err != nil {
 		return err
+	}
+	if cfg.Processor.EventBus != "" {
+		// Its fixes are announced, and an unannounced outcome is fixed by a delivery that announces it.
+		p.WithAnnouncer(announce.NewBus(awsclient.EventBridge(aws), cfg.Processor.EventBus))
 	}
 	states := state.New(ddb, cfg.Processor.StateTable, cfg.Processor.StateTTL)
 	o := ops.New(cfg.Processor, storage.New(s3c), states, p)

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3control"
 )
@@ -61,4 +62,9 @@ func S3Control(cfg aws.Config, opts ...func(*s3control.Options)) *s3control.Clie
 // DynamoDB returns a DynamoDB client.
 func DynamoDB(cfg aws.Config, opts ...func(*dynamodb.Options)) *dynamodb.Client {
 	return dynamodb.NewFromConfig(cfg, opts...)
+}
+
+// EventBridge returns an EventBridge client (announcements).
+func EventBridge(cfg aws.Config, opts ...func(*eventbridge.Options)) *eventbridge.Client {
+	return eventbridge.NewFromConfig(cfg, opts...)
 }

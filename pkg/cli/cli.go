@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-dev/sluice/pkg/announce"
 	"github.com/sluice-dev/sluice/pkg/awsclient"
 	"github.com/sluice-dev/sluice/pkg/localrun"
 	"github.com/sluice-dev/sluice/pkg/localstack"
@@ -54,7 +55,7 @@ func NewRoot(stdio IO) *cobra.Command {
 	var tg target
 	root := &cobra.Command{
 		Use:   "sluice",
-		Short: "Operate sluice: backfill, status, reconcile, redrive, report; run the local stack",
+		Short: "Operate sluice: backfill, status, reconcile, redrive, report, events; run the local stack",
 		Long: `sluice operates a sluice deployment (or the local stack, with --local).
 
 It reads the processor's configuration from the environment, as the Lambda does (STATE_TABLE,
@@ -75,7 +76,7 @@ stop one with Ctrl-C (what was started finishes) and run it again to resume.`,
 	pf.StringVar(&tg.quarantine, "quarantine-bucket", os.Getenv("QUARANTINE_BUCKET"), "the quarantine bucket (env QUARANTINE_BUCKET)")
 
 	root.AddCommand(backfillCmd(&tg, stdio), statusCmd(&tg, stdio), reconcileCmd(&tg, stdio),
-		redriveCmd(&tg, stdio), reportCmd(&tg, stdio), localCmd(stdio), invokeCmd(stdio), demoCmd(stdio))
+		redriveCmd(&tg, stdio), reportCmd(&tg, stdio), eventsCmd(&tg, stdio), localCmd(stdio), invokeCmd(stdio), demoCmd(stdio))
 	return root
 }
 
@@ -93,7 +94,8 @@ type deployment struct {
 	queue   *queue.Queue
 	control *s3control.Client // S3 Batch Operations
 	objects *storage.Store
-	output  string // the output bucket
+	output  string        // the output bucket
+	events  *announce.Bus // nil without EVENT_BUS_NAME
 }
 
 // open connects to the target: with --local, the local stack (which must be up) with the
@@ -158,9 +160,14 @@ func open(ctx context.Context, tg target, stdio IO) (*deployment, error) {
 	if err != nil {
 		return nil, err
 	}
+	var bus *announce.Bus
+	if cfg.EventBus != "" {
+		bus = announce.NewBus(awsclient.EventBridge(awsCfg), cfg.EventBus)
+		proc.WithAnnouncer(bus) // what the commands process is announced, as the Lambda's is
+	}
 	objects := storage.New(s3c)
 	return &deployment{tg: tg, queue: queue.New(sqs.NewFromConfig(awsCfg)), control: awsclient.S3Control(awsCfg), objects: objects, output: cfg.OutputBucket,
-		ops: ops.New(cfg, objects, state.New(ddb, cfg.StateTable, cfg.StateTTL), proc)}, nil
+		events: bus, ops: ops.New(cfg, objects, state.New(ddb, cfg.StateTable, cfg.StateTTL), proc)}, nil
 }
 
 func orDefault(v, def string) string {

@@ -83,14 +83,21 @@ func pipeline(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, o DemoO
 }
 
 // Serve runs the local pipeline until ctx ends: whatever is uploaded to (or deleted from) the
-// staging bucket's upload prefix, with `aws s3 cp` say, is processed as the deployed stack would.
+// staging bucket's upload prefix, with `aws s3 cp` say, is processed as the deployed stack would,
+// and the event each outcome would put on EventBridge is printed to o.Out.
 func Serve(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, o DemoOptions) error {
+	url, stopEvents, err := startEventPrinter(o.Out)
+	if err != nil {
+		return err
+	}
+	defer stopEvents()
+	o.Events = url
 	_, cfg, stop, err := pipeline(ctx, s3c, ddb, o)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	fmt.Fprintf(o.Out, "serving: uploads to s3://%s/%s are processed into s3://%s/%s (state table %s); Ctrl-C stops\n",
+	fmt.Fprintf(o.Out, "serving: uploads to s3://%s/%s are processed into s3://%s/%s (state table %s); each outcome's event is printed here; Ctrl-C stops\n",
 		StagingBucket, UploadPrefix, cfg.OutputBucket, cfg.OutputPrefix, cfg.StateTable)
 	<-ctx.Done()
 	return nil

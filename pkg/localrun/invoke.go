@@ -31,19 +31,29 @@ type Lambda struct {
 	RIE      string
 	StackEnv [][2]string // the local stack's endpoints and keys, for the function
 	BuildDir string      // where the bootstrap is built
+	// Events, when set, is the URL of a PutEvents server the processor announces its outcomes
+	// to (on LocalEventBus).
+	Events string
 }
 
 // handler is the processor as l runs it (stop ends it): the built bootstrap under the emulator,
 // its output to log, or proc's handler in this process.
 func (l Lambda) handler(ctx context.Context, root string, proc *processor.Processor, log io.Writer) (h Handler, stop func(), err error) {
 	if l.RIE == "" {
+		if l.Events != "" {
+			proc.WithAnnouncer(localBus(l.Events))
+		}
 		return proc.Handle, func() {}, nil
 	}
 	bootstrap, err := BuildBootstrap(ctx, root, "functions/processor", l.BuildDir)
 	if err != nil {
 		return nil, nil, err
 	}
-	fn, err := ProcessorFunction(root, bootstrap, l.StackEnv, nil)
+	var env map[string]string
+	if l.Events != "" {
+		env = map[string]string{"EVENT_BUS_NAME": LocalEventBus, "AWS_ENDPOINT_URL_EVENTBRIDGE": l.Events}
+	}
+	fn, err := ProcessorFunction(root, bootstrap, l.StackEnv, env)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -434,3 +434,59 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// `sluice local serve` prints the event each outcome would put on EventBridge: the built
+// bootstrap under the emulator announces through the real SDK to serve's stand-in.
+func TestServePrintsEachOutcomesEvent(t *testing.T) {
+	r := newRIERig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- localrun.Serve(ctx, r.env.S3, r.env.DDB, localrun.DemoOptions{
+			Lambda: localrun.Lambda{RIE: r.rie, StackEnv: r.stack, BuildDir: t.TempDir()},
+			Root:   r.root, HubURL: r.env.HubURL, NotifyARN: r.env.NotifyARN,
+			Out: &out, Output: testWriter{t}, Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	for !strings.Contains(out.String(), "serving:") {
+		time.Sleep(100 * time.Millisecond)
+	}
+	var img bytes.Buffer
+	if err := jpeg.Encode(&img, image.NewGray(image.Rect(0, 0, 320, 240)), nil); err != nil {
+		t.Fatal(err)
+	}
+	const key = "uploads/served/announced.jpg"
+	if _, err := r.env.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(localrun.StagingBucket), Key: aws.String(key), Body: bytes.NewReader(img.Bytes())}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		for _, line := range strings.Split(out.String(), "\n") {
+			var ev struct {
+				Source     string `json:"source"`
+				DetailType string `json:"detail-type"`
+				Detail     struct {
+					Key      string `json:"key"`
+					EventID  string `json:"event_id"`
+					Manifest string `json:"manifest"`
+				} `json:"detail"`
+			}
+			if json.Unmarshal([]byte(line), &ev) != nil || ev.Detail.Key != key {
+				continue
+			}
+			if ev.Source != "sluice" || ev.DetailType != "Object Processed" || ev.Detail.EventID == "" || ev.Detail.Manifest == "" {
+				t.Fatalf("printed %s", line)
+			}
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("no event printed for %s:\n%s", key, out.String())
+}

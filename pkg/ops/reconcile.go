@@ -31,13 +31,19 @@ const (
 	SourceMissing      FindingKind = "source_missing"      // a record or manifest whose upload is gone: remove its outputs (DELETED)
 	OrphanedOutput     FindingKind = "orphaned_output"     // a rendition of a generation nobody can commit any more: delete it
 	OrphanedQuarantine FindingKind = "orphaned_quarantine" // a quarantine copy or report no QUARANTINED record keeps: delete it
+	Unannounced        FindingKind = "unannounced"         // an outcome committed but never announced (EVENT_BUS_NAME set): deliver it again, which announces it
 )
+
+// announceGrace is how long after its commit an outcome may still be waiting for its writer's
+// own announcement before a pass calls it unannounced (an early repair only announces it twice,
+// under the same id).
+const announceGrace = time.Minute
 
 // priority orders repairs: removals and lost outputs first (a user sees them), then garbage,
 // then work to do again.
 var priority = map[FindingKind]int{
-	SourceMissing: 0, OutputMissing: 1, OutputCorrupt: 2, OrphanedQuarantine: 3, OrphanedOutput: 4,
-	Stuck: 5, FailedAttempts: 6, NeverProcessed: 7,
+	SourceMissing: 0, OutputMissing: 1, OutputCorrupt: 2, Unannounced: 3, OrphanedQuarantine: 4, OrphanedOutput: 5,
+	Stuck: 6, FailedAttempts: 7, NeverProcessed: 8,
 }
 
 // Finding is one inconsistency.
@@ -240,7 +246,8 @@ func (rc *reconciliation) sources(ctx context.Context) error {
 }
 
 // sourceFields are the attributes the sources phase reads of each record.
-var sourceFields = []string{"bucket", "key", "status", "object_etag", "lease_expires", "updated_at", "attempts", "last_error", "outputs", "manifest_key"}
+var sourceFields = []string{"bucket", "key", "status", "object_etag", "lease_expires", "updated_at", "attempts", "last_error", "outputs", "manifest_key",
+	"object_version", "recipe_version", "claim_token", "announced"}
 
 // judgeSources reads the page's records (one consistent BatchGetItem) and judges each source.
 func (rc *reconciliation) judgeSources(ctx context.Context, page []source) error {
@@ -326,6 +333,9 @@ func (rc *reconciliation) judgeSource(ctx context.Context, s source, rec *state.
 		case !rec.Follows(up.ETag):
 			rc.add(NeverProcessed, rc.bucket, s.key, "the record is %s for ETag %s; the upload is ETag %s", rec.Status, rec.ObjectETag, up.ETag)
 		}
+	}
+	if rec != nil && rc.o.cfg.EventBus != "" && rec.Unannounced() && rec.UpdatedAt.Before(rc.start.Add(-announceGrace)) {
+		rc.add(Unannounced, rc.bucket, s.key, "%s since %s, never announced", rec.Status, rec.UpdatedAt.Format(time.RFC3339))
 	}
 	if rec == nil || rec.Status == state.Deleted || rec.LeaseLive(rc.start) {
 		return nil
@@ -637,6 +647,18 @@ func (o *Ops) Fix(ctx context.Context, bucket, prefix string, findings []Finding
 			continue
 		case SourceMissing:
 			ev = trigger.ObjectEvent{Action: trigger.Removed, Name: "sluice:Reconcile", Bucket: f.Bucket, Key: f.Key}
+		case Unannounced:
+			// A delivery of the outcome's own event finds it done and announces it.
+			rec, _, err := o.states.Get(ctx, state.ID(f.Bucket, f.Key))
+			if err != nil {
+				errs = append(errs, err)
+				tally.add(KindFailed)
+				continue
+			}
+			ev = trigger.ObjectEvent{Action: trigger.Created, Name: "sluice:Reconcile", Bucket: f.Bucket, Key: f.Key}
+			if rec.Status == state.Deleted {
+				ev.Action = trigger.Removed
+			}
 		default:
 			force := opt.Force || f.Kind == OutputMissing || f.Kind == OutputCorrupt
 			ev = trigger.ObjectEvent{Action: trigger.Created, Name: "sluice:Reconcile", Bucket: f.Bucket, Key: f.Key, Redrive: force}

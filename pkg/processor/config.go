@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/sluice-dev/sluice/pkg/media"
 	"github.com/sluice-dev/sluice/pkg/recipe"
@@ -42,6 +43,9 @@ type Config struct {
 	// object claimed by another worker is made visible again after a short, jittered delay
 	// instead of the queue's whole visibility timeout.
 	QueueURL string
+	// EventBus is the EventBridge bus (name or ARN) each outcome is announced on (pkg/announce);
+	// "" announces nothing.
+	EventBus string
 }
 
 // Defaults for the optional variables.
@@ -130,6 +134,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		DeadlineMargin:    time.Duration(num("DEADLINE_MARGIN_MS", DefaultDeadlineMarginMS, 0, 600_000)) * time.Millisecond,
 		RemoveOutputs:     boolean("REMOVE_OUTPUTS", true),
 		QueueURL:          str("QUEUE_URL", "", false),
+		EventBus:          str("EVENT_BUS_NAME", "", false),
 		CommitWindow:      DefaultCommitWindow,
 		Recipe:            recipe.Default(),
 	}
@@ -140,6 +145,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		} else {
 			c.Recipe = r
 		}
+	}
+	if strings.ContainsFunc(c.EventBus, unicode.IsSpace) || len(c.EventBus) > 1600 {
+		errs = append(errs, fmt.Errorf("EVENT_BUS_NAME=%q: want an EventBridge bus name or ARN", c.EventBus))
 	}
 	if c.OutputBucket != "" && c.OutputPrefix == c.TempPrefix {
 		errs = append(errs, fmt.Errorf("OUTPUT_PREFIX and TEMP_PREFIX are both %q: they must differ", c.OutputPrefix))

@@ -19,12 +19,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/pkg/announce"
 	"github.com/sluice-dev/sluice/pkg/awsclient"
 	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/faultinject"
 	"github.com/sluice-dev/sluice/pkg/metrics"
+	"github.com/sluice-dev/sluice/pkg/ops"
 	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/state"
+	"github.com/sluice-dev/sluice/pkg/testenv"
 	"github.com/sluice-dev/sluice/pkg/trigger"
 )
 
@@ -98,6 +101,9 @@ func crashChild(raw string) int {
 		fmt.Fprintln(os.Stderr, "crash child:", err)
 		return 2
 	}
+	if cfg.EventBus != "" {
+		p.WithAnnouncer(announce.NewBus(awsclient.EventBridge(awsCfg), cfg.EventBus))
+	}
 	processor.SetClock(p, func() time.Time { return time.Now().Add(spec.ClockOffset) })
 	res := p.Process(ctx, spec.RequestID, spec.Event)
 	fmt.Fprintf(os.Stderr, "crash child: finished without reaching %s.%s #%d: %s %v\n", spec.Service, spec.Operation, spec.Call, res.Outcome, res.Err)
@@ -120,6 +126,9 @@ func (r *rig) crashChild(spec crashSpec, env map[string]string) (killed bool, er
 	spec.Env = map[string]string{
 		"STATE_TABLE": r.table, "OUTPUT_BUCKET": r.output, "QUARANTINE_BUCKET": r.quar,
 		"MAX_ATTEMPTS": strconv.Itoa(r.cfg.MaxAttempts),
+	}
+	if r.cfg.EventBus != "" {
+		spec.Env["EVENT_BUS_NAME"] = r.cfg.EventBus // the child finds the fake by AWS_ENDPOINT_URL_EVENTBRIDGE
 	}
 	maps.Copy(spec.Env, env)
 	raw, err := json.Marshal(spec)
@@ -212,7 +221,11 @@ func (r *rig) checkPublished(t *testing.T, key string, settled bool) (temps []st
 // The processor is killed (SIGKILL, a real separate process) right after each step of the
 // protocol, then the event is delivered again once the dead worker's lease has expired. After
 // the crash nothing half-written is visible; after the redelivery the file is SUCCEEDED, fully
-// published, and the dead attempt's temp objects are gone.
+// published, and the dead attempt's temp objects are gone. Every outcome is announced (on a fake
+// EventBridge) at least once, and a consumer that dedupes by event id sees exactly one event per
+// source: a worker that died after its commit and before its announcement (or before recording
+// it) is repaired by the redelivery, under the same id. A replay announces them all again, with
+// the same ids.
 func TestCrashAtEveryStepThenRedelivery(t *testing.T) {
 	steps := []struct {
 		name               string
@@ -232,8 +245,13 @@ func TestCrashAtEveryStepThenRedelivery(t *testing.T) {
 		{"after the manifest", "S3", "PutObject", 4, true, processor.Succeeded},
 		{"before the completion write", "DynamoDB", "PutItem", 2, false, processor.Succeeded},
 		{"after the completion write", "DynamoDB", "PutItem", 2, true, processor.Duplicate},
+		{"after the announcement", "EventBridge", "PutEvents", 1, true, processor.Duplicate},
+		{"after recording the announcement", "DynamoDB", "UpdateItem", 1, true, processor.Duplicate},
 	}
-	r := newRig(t, nil)
+	eb := testenv.NewEventBridge(t)
+	t.Setenv("AWS_ENDPOINT_URL_EVENTBRIDGE", eb.URL())
+	r := newRig(t, func(c *processor.Config) { c.EventBus = "sluice-events" })
+	r.proc.WithAnnouncer(announce.NewBus(eb.Client(), r.cfg.EventBus))
 	processor.SetClock(r.proc, func() time.Time { return time.Now().Add(time.Hour) }) // past the dead worker's lease
 	body := grayJPEG(t, 900, 600)
 	for i, step := range steps {
@@ -265,6 +283,49 @@ func TestCrashAtEveryStepThenRedelivery(t *testing.T) {
 	if n := len(r.list(t, r.output)); n != 4*len(steps) {
 		t.Errorf("%d output keys in all, want 4 per source", n)
 	}
+	seen := r.checkAnnounced(t, eb.Events(), len(steps))
+	if t.Failed() {
+		return
+	}
+	before := len(eb.Events())
+	o := ops.New(r.cfg, r.objects, r.states, r.proc)
+	n, err := o.Replay(context.Background(), announce.NewBus(eb.Client(), r.cfg.EventBus), ops.ReplayOptions{Bucket: r.staging})
+	if err != nil || n != len(steps) {
+		t.Fatalf("replay: %d announced, err %v; want %d", n, err, len(steps))
+	}
+	replayed := r.checkAnnounced(t, eb.Events()[before:], len(steps))
+	if !maps.Equal(seen, replayed) {
+		t.Errorf("the replay announced %v, want the same ids as before: %v", replayed, seen)
+	}
+}
+
+// checkAnnounced asserts that the events, deduplicated by event id, hold exactly one event per
+// source of the rig's staging bucket (sources of them), each the outcome its record holds and
+// records as announced; it returns the event id per key.
+func (r *rig) checkAnnounced(t *testing.T, evs []testenv.BusEvent, sources int) map[string]string {
+	t.Helper()
+	byKey := map[string]string{}
+	for _, ev := range evs {
+		var d announce.Detail
+		if err := json.Unmarshal([]byte(ev.Detail), &d); err != nil {
+			t.Fatalf("event %s: %v", ev.ID, err)
+		}
+		if prev, ok := byKey[d.Key]; ok && prev != d.EventID {
+			t.Errorf("%s: two outcomes announced, %s and %s", d.Key, prev, d.EventID)
+		}
+		byKey[d.Key] = d.EventID
+		rec := r.record(t, d.Key)
+		if d.EventID != rec.OutcomeID() || d.Status != rec.Status || ev.DetailType != announce.DetailType(rec.Status) || d.Manifest != rec.ManifestKey || len(d.Outputs) != len(rec.Outputs) {
+			t.Errorf("%s: announced %s %s %+v; the record is %s %s", d.Key, ev.DetailType, d.EventID, d, rec.Status, rec.OutcomeID())
+		}
+		if rec.Unannounced() {
+			t.Errorf("%s: announced, but the record says it is not", d.Key)
+		}
+	}
+	if len(byKey) != sources {
+		t.Errorf("%d sources announced, want %d: %v", len(byKey), sources, byKey)
+	}
+	return byKey
 }
 
 // A file that kills the processor every time stops after MAX_ATTEMPTS: the next delivery finds

@@ -2,15 +2,21 @@ package processor_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+
+	"github.com/sluice-dev/sluice/pkg/announce"
 	"github.com/sluice-dev/sluice/pkg/awsclient"
 	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/faultinject"
 	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/state"
+	"github.com/sluice-dev/sluice/pkg/testenv"
 )
 
 // withFaults rebuilds the processor on SDK clients whose requests pass through a fault injector
@@ -189,19 +195,31 @@ func TestDeadlineMarginStopsTheAttemptAndReleasesTheClaim(t *testing.T) {
 // validates the SHA-256 sent with each PUT and reports the stored one, so no HEAD verifies a
 // temp object; the state is written twice (claim, completion).
 func TestRequestsPerFile(t *testing.T) {
+	for _, announced := range []bool{false, true} {
+		t.Run(fmt.Sprint("announced=", announced), func(t *testing.T) { requestsPerFile(t, announced) })
+	}
+}
+
+func requestsPerFile(t *testing.T, announced bool) {
 	r := newRig(t, nil)
 	const key = "uploads/count.jpg"
 	r.upload(t, key, grayJPEG(t, 1200, 800), nil)
-	inj := r.withFaults(t)
+	cfg, inj := r.env.WithFaults() // no faults: it counts
+	r.buildOn(t, awsclient.S3(cfg), awsclient.DynamoDB(cfg))
+	if announced {
+		eb := testenv.NewEventBridge(t)
+		r.proc.WithAnnouncer(announce.NewBus(awsclient.EventBridge(cfg, func(o *eventbridge.Options) { o.BaseEndpoint = aws.String(eb.URL()) }), "bus"))
+	}
 	if res := r.proc.Process(context.Background(), "req-count", r.event(key)); res.Outcome != processor.Succeeded {
 		t.Fatalf("outcome %s err %v", res.Outcome, res.Err)
 	}
 	renditions := len(r.cfg.Recipe.Renditions)
-	want := []struct {
+	type count struct {
 		op  string
 		n   int
 		why string
-	}{
+	}
+	want := []count{
 		{"S3.HeadObject", 1, "the source"},
 		{"S3.GetObject", 2, "the source; the manifest it replaces (fence, ETag, generation)"},
 		{"S3.PutObject", renditions + 1, "each temp object; the manifest (If-Match / If-None-Match)"},
@@ -209,20 +227,21 @@ func TestRequestsPerFile(t *testing.T) {
 		{"S3.DeleteObject", renditions, "each temp object (DELETE requests are free)"},
 		{"DynamoDB.GetItem", 2, "the claim's read; the lease check before the manifest"},
 		{"DynamoDB.PutItem", 2, "the claim; the completion"},
+		{"DynamoDB.UpdateItem", 0, "the outcome recorded as announced"},
+		{"EventBridge.PutEvents", 0, "the outcome's event"},
 	}
-	s3, ddb := 0, 0
+	if announced {
+		want[7].n, want[8].n = 1, 1
+	}
+	byService := map[string]int{}
 	for _, w := range want {
 		service, name, _ := strings.Cut(w.op, ".")
 		got := inj.Calls(service, name)
 		if got != w.n {
 			t.Errorf("%s: %d requests, want %d", w.op, got, w.n)
 		}
-		if service == "S3" {
-			s3 += got
-		} else {
-			ddb += got
-		}
-		t.Logf("%-17s %2d  %s", w.op, got, w.why)
+		byService[service] += got
+		t.Logf("%-21s %2d  %s", w.op, got, w.why)
 	}
-	t.Logf("per file with %d renditions: %d S3 requests, %d DynamoDB requests (2 writes)", renditions, s3, ddb)
+	t.Logf("per file with %d renditions: %d S3 requests, %d DynamoDB requests, %d EventBridge requests", renditions, byService["S3"], byService["DynamoDB"], byService["EventBridge"])
 }

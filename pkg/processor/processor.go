@@ -56,6 +56,12 @@ type stateStore interface {
 	ClaimRemoval(ctx context.Context, req state.RemoveRequest, now func() time.Time) (state.Verdict, state.Record, error)
 	Holds(ctx context.Context, rec state.Record, until time.Time) error
 	Finish(ctx context.Context, rec state.Record, to state.Status, reason string, now time.Time) (state.Record, error)
+	MarkAnnounced(ctx context.Context, rec state.Record) error
+}
+
+// announcer tells downstream systems about outcomes (pkg/announce).
+type announcer interface {
+	Announce(ctx context.Context, recs []state.Record) error
 }
 
 // queueAPI is what the processor needs of SQS: a message's visibility.
@@ -82,12 +88,20 @@ type Processor struct {
 	maxCopyBytes  int64    // the largest source quarantine copies (S3's one-request limit)
 	queue         queueAPI // nil: a busy message waits out the queue's visibility timeout
 	tracer        trace.Tracer
+	announcer     announcer // nil: outcomes are not announced
 }
 
 // WithQueue lets the processor shorten the visibility of an SQS message that must come back
 // soon (cfg.QueueURL names the queue).
 func (p *Processor) WithQueue(q queueAPI) *Processor {
 	p.queue = q
+	return p
+}
+
+// WithAnnouncer announces each outcome the processor commits (and one it finds committed but
+// not announced) through a, and records on the state record that it did.
+func (p *Processor) WithAnnouncer(a announcer) *Processor {
+	p.announcer = a
 	return p
 }
 
@@ -189,6 +203,7 @@ func (p *Processor) Process(ctx context.Context, requestID string, ev trigger.Ob
 		defer cancel()
 	}
 	run.guarded(&res)
+	run.announce(&res)
 	switch res.Outcome {
 	case Succeeded:
 		m.Add("Processed", metrics.Count, 1)

@@ -37,6 +37,7 @@ func (r *run) remove(res *Result) {
 		res.Outcome, res.Detail = Stale, fmt.Sprintf("removal sequencer %s is older than the record's %s", r.ev.Sequencer, rec.Sequencer)
 		return
 	case state.Duplicate:
+		r.rec = rec
 		res.Outcome, res.Detail = Duplicate, "the source's outputs were already removed"
 		return
 	case state.Busy:

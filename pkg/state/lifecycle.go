@@ -1,6 +1,10 @@
 package state
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
 
 // The object lifecycle's rules, written once. The processor, the removal, the operator commands
 // (backfill, reconcile, redrive, status) and the reconciler ask these; none restates them.
@@ -70,3 +74,29 @@ func nextFence(prev *Record, now time.Time) int64 {
 func MayDeleteEvidence(rec *Record, gen string, now time.Time) bool {
 	return (rec == nil || rec.QuarantineGen != gen) && !Committable(rec, gen, now)
 }
+
+// Outcome reports whether the record holds an outcome to announce downstream: SUCCEEDED,
+// QUARANTINED or DELETED (FAILED and the claims are not outcomes; another delivery follows).
+func (r Record) Outcome() bool { return r.Finished() || r.Status == Deleted }
+
+// OutcomeID names the record's outcome ("" when it has none): a hash of the source (bucket,
+// key), its content version, the recipe version, the status and the generation (the claim
+// token) that made it. The same outcome always has the same id, however often it is announced,
+// so a consumer dedupes by it; a redrive or a re-upload of the same bytes publishes a new
+// generation, a new outcome with a new id.
+func (r Record) OutcomeID() string {
+	if !r.Outcome() {
+		return ""
+	}
+	h := sha256.New()
+	for _, f := range []string{r.Bucket, r.Key, r.ObjectVersion, r.RecipeVersion, string(r.Status), r.ClaimToken} {
+		h.Write([]byte(f))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Unannounced reports whether the record's outcome was committed but not announced yet: the
+// writer died (or its announcement failed) between the two. Its redelivery, the reconciler or
+// a replay announces it.
+func (r Record) Unannounced() bool { return r.Outcome() && r.Announced != r.OutcomeID() }

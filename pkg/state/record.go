@@ -91,6 +91,9 @@ type Record struct {
 	// QUARANTINED outcome; the claim that publishes or removes the source deletes them.
 	QuarantineGen string `dynamodbav:"quarantine_gen,omitempty"`
 	DurationMS    int64  `dynamodbav:"duration_ms,omitempty"`
+	// Announced is the OutcomeID of the last outcome announced downstream (pkg/announce): an
+	// outcome whose id it is not was committed but not yet announced.
+	Announced string `dynamodbav:"announced,omitempty"`
 
 	CreatedAt time.Time    `dynamodbav:"created_at"`
 	UpdatedAt time.Time    `dynamodbav:"updated_at"`

@@ -27,6 +27,7 @@ var (
 type dynamoAPI interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
@@ -182,6 +183,33 @@ func (s *Store) Holds(ctx context.Context, rec Record, until time.Time) error {
 	}
 	if !found || !cur.HeldBy(rec.ClaimToken) || !cur.LeaseExpires.After(until) {
 		return fmt.Errorf("state %s: claim %s: %w", rec.ID, rec.ClaimToken, ErrLeaseLost)
+	}
+	return nil
+}
+
+// MarkAnnounced records that rec's outcome (rec as read or written, with its WriteID) was
+// announced downstream: announced = rec.OutcomeID(), only while the record is still that very
+// write, else ErrConflict (it changed since: whoever changed it announces its own outcome). It
+// changes neither the revision nor the write id, so it races no claim: a claim that read the
+// record before it may overwrite it, and the outcome is then announced again, which is allowed
+// (at least once, under the same id).
+func (s *Store) MarkAnnounced(ctx context.Context, rec Record) error {
+	_, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(s.table),
+		Key:                 map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: rec.ID}},
+		UpdateExpression:    aws.String("SET announced = :a"),
+		ConditionExpression: aws.String("write_id = :w"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":a": &types.AttributeValueMemberS{Value: rec.OutcomeID()},
+			":w": &types.AttributeValueMemberS{Value: rec.WriteID},
+		},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	switch {
+	case errors.As(err, &ccf):
+		return fmt.Errorf("mark %s announced: %w", rec.ID, ErrConflict)
+	case err != nil:
+		return fmt.Errorf("mark %s announced: %w", rec.ID, err)
 	}
 	return nil
 }
