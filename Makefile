@@ -19,7 +19,7 @@ export GOFLAGS := $(strip $(GOFLAGS) -tags=nodynamic)
 
 .PHONY: help build test test-unit test-race chaos scale lint local-up local-down local-status local-tool
 # Packages whose tests need no local stack: `make test` also runs them under the race detector.
-UNIT_PKGS := ./pkg/state ./pkg/announce ./pkg/batchjob ./pkg/trigger ./pkg/recipe ./pkg/media ./pkg/render ./pkg/jpegscale ./pkg/jpegenc ./pkg/faultinject ./pkg/workgroup
+UNIT_PKGS := ./pkg/state ./pkg/announce ./pkg/cdn ./pkg/batchjob ./pkg/trigger ./pkg/recipe ./pkg/media ./pkg/render ./pkg/jpegscale ./pkg/jpegenc ./pkg/faultinject ./pkg/workgroup
 CHAOS_OBJECTS ?= 2000
 SCALE_SIZES ?= 20000,200000
 

@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/sluice-dev/sluice/pkg/announce"
 	"github.com/sluice-dev/sluice/pkg/awsclient"
 	"github.com/sluice-dev/sluice/pkg/metrics"
 	"github.com/sluice-dev/sluice/pkg/processor"
@@ -47,9 +46,7 @@ func run() error {
 	if cfg.QueueURL != "" {
 		p.WithQueue(sqs.NewFromConfig(aws))
 	}
-	if cfg.EventBus != "" {
-		p.WithAnnouncer(announce.NewBus(awsclient.EventBridge(aws), cfg.EventBus))
-	}
+	p.WithDownstream(aws)
 	traces := tracing.Start(tcfg, aws.Credentials)
 	p.WithTracer(traces.Tracer())
 	lambda.Start(traces.Flushing(p.Handle, func(err error) { log.Warn("spans not exported", "err", err) }))

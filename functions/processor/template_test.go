@@ -547,3 +547,23 @@ func TestTemplateAnnouncesOnItsOwnBus(t *testing.T) {
 		t.Errorf("webhook role allows %v", a)
 	}
 }
+
+// With a distribution named, the two functions that commit outcomes may invalidate on it, and
+// nothing else.
+func TestTemplateInvalidatesOnlyTheNamedDistribution(t *testing.T) {
+	doc := loadTemplate(t)
+	var granted []string
+	for where, st := range statements(t, doc) {
+		if !slices.Contains(list(st["Action"]), "cloudfront:CreateInvalidation") {
+			continue
+		}
+		granted = append(granted, strings.Split(where, ".")[0])
+		if res := fmt.Sprint(st["Resource"]); !strings.HasSuffix(res, ":distribution/${CloudFrontDistributionId}") {
+			t.Errorf("%s: CreateInvalidation on %s, want the named distribution only", where, res)
+		}
+	}
+	slices.Sort(granted)
+	if !slices.Equal(granted, []string{"ProcessorRole", "ReconcilerRole"}) {
+		t.Errorf("CreateInvalidation granted to %v", granted)
+	}
+}

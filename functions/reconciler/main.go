@@ -10,7 +10,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/sluice-dev/sluice/pkg/announce"
 	"github.com/sluice-dev/sluice/pkg/awsclient"
 	"github.com/sluice-dev/sluice/pkg/metrics"
 	"github.com/sluice-dev/sluice/pkg/ops"
@@ -44,10 +43,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if cfg.Processor.EventBus != "" {
-		// Its fixes are announced, and an unannounced outcome is fixed by a delivery that announces it.
-		p.WithAnnouncer(announce.NewBus(awsclient.EventBridge(aws), cfg.Processor.EventBus))
-	}
+	// Its fixes are announced, and an unannounced outcome is fixed by a delivery that announces it.
+	p.WithDownstream(aws)
 	states := state.New(ddb, cfg.Processor.StateTable, cfg.Processor.StateTTL)
 	o := ops.New(cfg.Processor, storage.New(s3c), states, p)
 	lambda.Start(reconciler.New(cfg, o, states, log, m).Handle)

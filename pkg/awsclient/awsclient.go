@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -67,4 +68,9 @@ func DynamoDB(cfg aws.Config, opts ...func(*dynamodb.Options)) *dynamodb.Client 
 // EventBridge returns an EventBridge client (announcements).
 func EventBridge(cfg aws.Config, opts ...func(*eventbridge.Options)) *eventbridge.Client {
 	return eventbridge.NewFromConfig(cfg, opts...)
+}
+
+// CloudFront returns a CloudFront client (invalidations).
+func CloudFront(cfg aws.Config, opts ...func(*cloudfront.Options)) *cloudfront.Client {
+	return cloudfront.NewFromConfig(cfg, opts...)
 }

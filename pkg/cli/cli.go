@@ -160,10 +160,10 @@ func open(ctx context.Context, tg target, stdio IO) (*deployment, error) {
 	if err != nil {
 		return nil, err
 	}
+	proc.WithDownstream(awsCfg) // what the commands process is announced, as the Lambda's is
 	var bus *announce.Bus
 	if cfg.EventBus != "" {
 		bus = announce.NewBus(awsclient.EventBridge(awsCfg), cfg.EventBus)
-		proc.WithAnnouncer(bus) // what the commands process is announced, as the Lambda's is
 	}
 	objects := storage.New(s3c)
 	return &deployment{tg: tg, queue: queue.New(sqs.NewFromConfig(awsCfg)), control: awsclient.S3Control(awsCfg), objects: objects, output: cfg.OutputBucket,

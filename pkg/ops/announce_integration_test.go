@@ -3,7 +3,9 @@ package ops_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,8 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/sluice-dev/sluice/pkg/announce"
+	"github.com/sluice-dev/sluice/pkg/cdn"
 	"github.com/sluice-dev/sluice/pkg/ops"
 	"github.com/sluice-dev/sluice/pkg/processor"
+	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/testenv"
 	"github.com/sluice-dev/sluice/pkg/trigger"
 )
@@ -103,5 +107,45 @@ func TestReconcileAnnouncesWhatWasNeverAnnounced(t *testing.T) {
 	}
 	if n, _ := r.ops.Replay(ctx, bus, ops.ReplayOptions{Bucket: r.staging, Since: time.Now().Add(time.Hour)}); n != 0 {
 		t.Errorf("a replay since a later time announced %d", n)
+	}
+}
+
+// An invalidation CloudFront refuses (too many in progress) fails the delivery, not the
+// outcome: the overwrite stays published, unannounced, and the reconciler's fix invalidates it,
+// once; then nothing is left to repair.
+func TestReconcileRetriesAFailedInvalidation(t *testing.T) {
+	ctx := context.Background()
+	cf := testenv.NewCloudFront(t)
+	r := newRig(t)
+	r.cfg.Distribution = "E2QWRUHAPOMQZL"
+	r.build(t)
+	r.proc.WithCDN(cdn.New(cf.Client(), r.cfg.Distribution))
+	const key = "uploads/cdn.jpg"
+	r.upload(t, key, photo(t, 300, 200))
+	if res := r.proc.Process(ctx, "req", r.event(key)); res.Outcome != processor.Succeeded {
+		t.Fatalf("first: %s %v", res.Outcome, res.Err)
+	}
+	r.upload(t, key, photo(t, 400, 300))
+	cf.Busy(1000)
+	res := r.proc.Process(ctx, "req", r.event(key))
+	if res.Outcome != processor.Failed || !strings.Contains(fmt.Sprint(res.Err), "TooManyInvalidationsInProgress") {
+		t.Fatalf("overwrite with CloudFront refusing: %s %v, want a failure to retry", res.Outcome, res.Err)
+	}
+	if rec := r.record(t, key); rec.Status != state.Succeeded || !rec.Unannounced() || len(cf.Invalidations()) != 0 {
+		t.Fatalf("record %s unannounced %v, %d invalidations", rec.Status, rec.Unannounced(), len(cf.Invalidations()))
+	}
+	cf.Busy(0)
+	ops.SetClock(r.ops, func() time.Time { return time.Now().Add(2 * time.Minute) })
+	findings := reconcileFix(t, r.ops, r.staging, "uploads/")
+	if len(findings) != 1 || findings[0].Kind != ops.Unannounced || findings[0].Key != key {
+		t.Fatalf("findings %+v, want the unannounced overwrite", findings)
+	}
+	rec := r.record(t, key)
+	made := cf.Invalidations()
+	if len(made) != 1 || made[0].CallerReference != rec.OutcomeID() || rec.Unannounced() {
+		t.Errorf("invalidations %+v (record unannounced %v), want one, named by the outcome", made, rec.Unannounced())
+	}
+	if again := reconcileFix(t, r.ops, r.staging, "uploads/"); len(again) != 0 || len(cf.Invalidations()) != 1 {
+		t.Errorf("a second pass: %+v, %d invalidations", again, len(cf.Invalidations()))
 	}
 }

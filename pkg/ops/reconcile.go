@@ -31,7 +31,7 @@ const (
 	SourceMissing      FindingKind = "source_missing"      // a record or manifest whose upload is gone: remove its outputs (DELETED)
 	OrphanedOutput     FindingKind = "orphaned_output"     // a rendition of a generation nobody can commit any more: delete it
 	OrphanedQuarantine FindingKind = "orphaned_quarantine" // a quarantine copy or report no QUARANTINED record keeps: delete it
-	Unannounced        FindingKind = "unannounced"         // an outcome committed but never announced (EVENT_BUS_NAME set): deliver it again, which announces it
+	Unannounced        FindingKind = "unannounced"         // an outcome committed but never announced (its event, its CDN invalidation): deliver it again, which announces it
 )
 
 // announceGrace is how long after its commit an outcome may still be waiting for its writer's
@@ -334,7 +334,7 @@ func (rc *reconciliation) judgeSource(ctx context.Context, s source, rec *state.
 			rc.add(NeverProcessed, rc.bucket, s.key, "the record is %s for ETag %s; the upload is ETag %s", rec.Status, rec.ObjectETag, up.ETag)
 		}
 	}
-	if rec != nil && rc.o.cfg.EventBus != "" && rec.Unannounced() && rec.UpdatedAt.Before(rc.start.Add(-announceGrace)) {
+	if rec != nil && rc.o.cfg.Announces() && rec.Unannounced() && rec.UpdatedAt.Before(rc.start.Add(-announceGrace)) {
 		rc.add(Unannounced, rc.bucket, s.key, "%s since %s, never announced", rec.Status, rec.UpdatedAt.Format(time.RFC3339))
 	}
 	if rec == nil || rec.Status == state.Deleted || rec.LeaseLive(rc.start) {

@@ -46,7 +46,14 @@ type Config struct {
 	// EventBus is the EventBridge bus (name or ARN) each outcome is announced on (pkg/announce);
 	// "" announces nothing.
 	EventBus string
+	// Distribution is the CloudFront distribution in front of the output bucket whose cached
+	// manifest an overwrite or removal invalidates (pkg/cdn); "" for none.
+	Distribution string
 }
+
+// Announces reports whether outcomes are announced downstream (a bus, a CDN), so that one
+// committed but not announced is something to repair.
+func (c Config) Announces() bool { return c.EventBus != "" || c.Distribution != "" }
 
 // Defaults for the optional variables.
 const (
@@ -135,6 +142,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		RemoveOutputs:     boolean("REMOVE_OUTPUTS", true),
 		QueueURL:          str("QUEUE_URL", "", false),
 		EventBus:          str("EVENT_BUS_NAME", "", false),
+		Distribution:      str("CLOUDFRONT_DISTRIBUTION_ID", "", false),
 		CommitWindow:      DefaultCommitWindow,
 		Recipe:            recipe.Default(),
 	}
@@ -148,6 +156,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if strings.ContainsFunc(c.EventBus, unicode.IsSpace) || len(c.EventBus) > 1600 {
 		errs = append(errs, fmt.Errorf("EVENT_BUS_NAME=%q: want an EventBridge bus name or ARN", c.EventBus))
+	}
+	if strings.ContainsFunc(c.Distribution, func(r rune) bool { return (r < 'A' || r > 'Z') && (r < '0' || r > '9') }) {
+		errs = append(errs, fmt.Errorf("CLOUDFRONT_DISTRIBUTION_ID=%q: want a distribution id (capital letters and digits, as E2QWRUHAPOMQZL)", c.Distribution))
 	}
 	if c.OutputBucket != "" && c.OutputPrefix == c.TempPrefix {
 		errs = append(errs, fmt.Errorf("OUTPUT_PREFIX and TEMP_PREFIX are both %q: they must differ", c.OutputPrefix))

@@ -101,9 +101,7 @@ func crashChild(raw string) int {
 		fmt.Fprintln(os.Stderr, "crash child:", err)
 		return 2
 	}
-	if cfg.EventBus != "" {
-		p.WithAnnouncer(announce.NewBus(awsclient.EventBridge(awsCfg), cfg.EventBus))
-	}
+	p.WithDownstream(awsCfg)
 	processor.SetClock(p, func() time.Time { return time.Now().Add(spec.ClockOffset) })
 	res := p.Process(ctx, spec.RequestID, spec.Event)
 	fmt.Fprintf(os.Stderr, "crash child: finished without reaching %s.%s #%d: %s %v\n", spec.Service, spec.Operation, spec.Call, res.Outcome, res.Err)

@@ -88,6 +88,9 @@ func (r *run) commit(src storage.Object, outs []state.Output) (string, error) {
 		if err := json.Unmarshal(prev, &replaced); err != nil {
 			r.log.Warn("replaced manifest unreadable; the reconciler deletes its generation", "err", err)
 		}
+		// Another generation's manifest was there to be served (not this claim's own, put by
+		// an earlier try of this attempt).
+		r.rec.Replaced = r.rec.Replaced || replaced.Generation != r.rec.ClaimToken
 	}
 	if err := r.sweep(r.rec.ClaimToken, "", slices.Concat(replaced.Outputs, r.rec.Outputs)); err != nil {
 		r.log.Warn("superseded outputs not all deleted; the reconciler will", "err", err)

@@ -59,11 +59,6 @@ type stateStore interface {
 	MarkAnnounced(ctx context.Context, rec state.Record) error
 }
 
-// announcer tells downstream systems about outcomes (pkg/announce).
-type announcer interface {
-	Announce(ctx context.Context, recs []state.Record) error
-}
-
 // queueAPI is what the processor needs of SQS: a message's visibility.
 type queueAPI interface {
 	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
@@ -88,20 +83,14 @@ type Processor struct {
 	maxCopyBytes  int64    // the largest source quarantine copies (S3's one-request limit)
 	queue         queueAPI // nil: a busy message waits out the queue's visibility timeout
 	tracer        trace.Tracer
-	announcer     announcer // nil: outcomes are not announced
+	announcer     announcer   // nil: outcomes are not announced
+	cdn           invalidator // nil: no CDN is invalidated
 }
 
 // WithQueue lets the processor shorten the visibility of an SQS message that must come back
 // soon (cfg.QueueURL names the queue).
 func (p *Processor) WithQueue(q queueAPI) *Processor {
 	p.queue = q
-	return p
-}
-
-// WithAnnouncer announces each outcome the processor commits (and one it finds committed but
-// not announced) through a, and records on the state record that it did.
-func (p *Processor) WithAnnouncer(a announcer) *Processor {
-	p.announcer = a
 	return p
 }
 

@@ -58,6 +58,9 @@ func (r *run) remove(res *Result) {
 		r.do(res, src)
 		return
 	}
+	// What the record publishes may be cached by a CDN, even when an earlier removal attempt
+	// already deleted the manifest.
+	r.rec.Replaced = r.rec.ManifestKey != ""
 	var n int
 	err = r.stage("Remove", func(context.Context) (err error) {
 		n, err = r.removeOutputs()
@@ -96,6 +99,7 @@ func (r *run) removeOutputs() (int, error) {
 		if err := r.p.objects.DeleteIf(r.ctx, out, manifestKey, cur.ETag); err != nil {
 			return 0, err
 		}
+		r.rec.Replaced = true
 		m, err := ReadManifest(body)
 		if err != nil {
 			return 0, fmt.Errorf("manifest of %s: %w", r.ev.Key, err)

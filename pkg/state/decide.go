@@ -100,7 +100,7 @@ func claimed(r Record, req ClaimRequest, attempts int, now time.Time) Record {
 	r.ClaimToken, r.LeaseOwner, r.LeaseExpires = req.Token, req.RequestID, req.LeaseUntil
 	r.Attempts = attempts
 	r.Reason, r.Message, r.LastError = "", "", ""
-	r.DurationMS, r.ExpiresAt = 0, 0
+	r.DurationMS, r.ExpiresAt, r.Replaced = 0, 0, false
 	return r
 }
 
@@ -154,6 +154,6 @@ func DecideRemove(prev *Record, req RemoveRequest, now time.Time) (Verdict, Reco
 		r.Sequencer = req.Sequencer
 	}
 	r.ClaimToken, r.LeaseOwner, r.LeaseExpires = req.Token, req.RequestID, req.LeaseUntil
-	r.Reason, r.Message, r.LastError, r.ExpiresAt = "", "", "", 0
+	r.Reason, r.Message, r.LastError, r.ExpiresAt, r.Replaced = "", "", "", 0, false
 	return Claim, r
 }

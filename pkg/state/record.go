@@ -91,8 +91,12 @@ type Record struct {
 	// QUARANTINED outcome; the claim that publishes or removes the source deletes them.
 	QuarantineGen string `dynamodbav:"quarantine_gen,omitempty"`
 	DurationMS    int64  `dynamodbav:"duration_ms,omitempty"`
-	// Announced is the OutcomeID of the last outcome announced downstream (pkg/announce): an
-	// outcome whose id it is not was committed but not yet announced.
+	// Replaced: the claim replaced or removed a manifest that was published, so a CDN may
+	// still serve the old one (pkg/cdn invalidates it when the outcome is announced).
+	Replaced bool `dynamodbav:"replaced,omitempty"`
+	// Announced is the OutcomeID of the last outcome announced downstream (its event on the bus,
+	// pkg/announce, and its CDN invalidation, pkg/cdn): an outcome whose id it is not was
+	// committed but not yet announced.
 	Announced string `dynamodbav:"announced,omitempty"`
 
 	CreatedAt time.Time    `dynamodbav:"created_at"`
