@@ -101,7 +101,8 @@ type soakOutcome struct {
 // The chaos soak: objects uploaded, overwritten, deleted and re-uploaded right after their
 // deletion, concurrently, through real MinIO notifications; deliveries duplicated, held back
 // (out of order) and carrying sequencers rewritten to equal ones of other lengths; injected S3
-// and DynamoDB faults; worker processes killed (SIGKILL) at random steps of the protocol; reconcile --fix, a
+// and DynamoDB faults; worker processes killed (SIGKILL) at random steps of the protocol; objects
+// sharing their bytes, published as copies of their twins; reconcile --fix, a
 // backfill and a redrive running meanwhile; a reader polling manifests. Then a checker asserts
 // the invariants (chaosCheck) and the run prints its counts.
 func TestChaos(t *testing.T) {
@@ -122,6 +123,7 @@ func TestChaos(t *testing.T) {
 	r := newRig(t, func(c *processor.Config) {
 		c.CommitWindow = time.Second // a killed worker's lease lapses seconds after its deadline
 		c.DeadlineMargin = 500 * time.Millisecond
+		c.Dedupe = true // a third of the images share their bytes with others (soakImage)
 	})
 	inj := r.withFaults(t, soakFaults(rng, n)...)
 	o := ops.New(r.cfg, r.objects, r.states, r.proc)
@@ -480,8 +482,13 @@ func soakUpload(t *testing.T, r *rig, rng *rand.Rand, n int) (map[string]soakKin
 	return plan, events
 }
 
-// soakImage is a small JPEG or PNG of random size and colour.
+// soakImage is a small JPEG or PNG of random size and colour, or (one in three) one of a few
+// JPEGs many objects share, so that twins are copied from (DEDUPE) while they are overwritten,
+// deleted and re-rendered.
 func soakImage(t *testing.T, rng *rand.Rand) []byte {
+	if rng.IntN(3) == 0 {
+		return grayJPEG(t, 64+rng.IntN(4)*32, 64)
+	}
 	w, h := 48+rng.IntN(400), 48+rng.IntN(400)
 	if rng.IntN(4) > 0 {
 		return grayJPEG(t, w, h)
@@ -538,6 +545,10 @@ func chaosCheck(t *testing.T, r *rig, plan map[string]soakKind) (statuses map[st
 
 	statuses = map[state.Status]int{}
 	accounted := map[string]bool{}
+	copies := 0 // published sets copied from a twin
+	defer func() {
+		t.Logf("chaos dedupe: %d of the %d published sets are copies of their twins' renditions", copies, statuses[state.Succeeded])
+	}()
 	for key, kind := range plan {
 		rec, ok := records[key]
 		if !ok {
@@ -554,7 +565,8 @@ func chaosCheck(t *testing.T, r *rig, plan map[string]soakKind) (statuses map[st
 			want = state.Quarantined
 		}
 		if rec.Status != want {
-			fail("%s (%s): status %s (reason %q, last error %q), want %s", key, kind, rec.Status, rec.Reason, rec.LastError, want)
+			fail("%s (%s): status %s (reason %q, last error %q, lease of %s until %s, attempts %d; trail %+v), want %s", key, kind, rec.Status, rec.Reason, rec.LastError,
+				rec.LeaseOwner, rec.LeaseExpires.Format(time.RFC3339Nano), rec.Attempts, rec.History, want)
 			continue
 		}
 		if exists == (kind == soakDelete) {
@@ -572,6 +584,9 @@ func chaosCheck(t *testing.T, r *rig, plan map[string]soakKind) (statuses map[st
 			if err != nil {
 				fail("%s: manifest: %v", key, err)
 				continue
+			}
+			if m.CopiedFrom != nil {
+				copies++
 			}
 			if m.Source.ETag != etag || len(m.Outputs) != len(r.cfg.Recipe.Renditions) || m.Generation != rec.ClaimToken {
 				fail("%s: manifest of generation %s for ETag %s with %d outputs, want generation %s, ETag %s, %d outputs",

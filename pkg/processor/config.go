@@ -46,6 +46,9 @@ type Config struct {
 	// EventBus is the EventBridge bus (name or ARN) each outcome is announced on (pkg/announce);
 	// "" announces nothing.
 	EventBus string
+	// Dedupe: a source whose bytes another source already rendered with this recipe (the
+	// content index) publishes copies of that twin's renditions instead of rendering.
+	Dedupe bool
 	// Distribution is the CloudFront distribution in front of the output bucket whose cached
 	// manifest an overwrite or removal invalidates (pkg/cdn); "" for none.
 	Distribution string
@@ -143,6 +146,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		QueueURL:          str("QUEUE_URL", "", false),
 		EventBus:          str("EVENT_BUS_NAME", "", false),
 		Distribution:      str("CLOUDFRONT_DISTRIBUTION_ID", "", false),
+		Dedupe:            boolean("DEDUPE", false),
 		CommitWindow:      DefaultCommitWindow,
 		Recipe:            recipe.Default(),
 	}

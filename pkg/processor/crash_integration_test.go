@@ -128,6 +128,9 @@ func (r *rig) crashChild(spec crashSpec, env map[string]string) (killed bool, er
 	if r.cfg.EventBus != "" {
 		spec.Env["EVENT_BUS_NAME"] = r.cfg.EventBus // the child finds the fake by AWS_ENDPOINT_URL_EVENTBRIDGE
 	}
+	if r.cfg.Dedupe {
+		spec.Env["DEDUPE"] = "true"
+	}
 	maps.Copy(spec.Env, env)
 	raw, err := json.Marshal(spec)
 	if err != nil {

@@ -1,6 +1,7 @@
 package processor_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/sluice-dev/sluice/pkg/announce"
 	"github.com/sluice-dev/sluice/pkg/awsclient"
@@ -214,11 +217,6 @@ func requestsPerFile(t *testing.T, announced bool) {
 		t.Fatalf("outcome %s err %v", res.Outcome, res.Err)
 	}
 	renditions := len(r.cfg.Recipe.Renditions)
-	type count struct {
-		op  string
-		n   int
-		why string
-	}
 	want := []count{
 		{"S3.HeadObject", 1, "the source"},
 		{"S3.GetObject", 2, "the source; the manifest it replaces (fence, ETag, generation)"},
@@ -233,6 +231,19 @@ func requestsPerFile(t *testing.T, announced bool) {
 	if announced {
 		want[7].n, want[8].n = 1, 1
 	}
+	checkRequests(t, inj, want, renditions)
+}
+
+// count is how many requests of one operation a file costs, and why.
+type count struct {
+	op  string
+	n   int
+	why string
+}
+
+// checkRequests compares the injector's counts with want, and logs them.
+func checkRequests(t *testing.T, inj *faultinject.Transport, want []count, renditions int) {
+	t.Helper()
 	byService := map[string]int{}
 	for _, w := range want {
 		service, name, _ := strings.Cut(w.op, ".")
@@ -244,4 +255,47 @@ func requestsPerFile(t *testing.T, announced bool) {
 		t.Logf("%-21s %2d  %s", w.op, got, w.why)
 	}
 	t.Logf("per file with %d renditions: %d S3 requests, %d DynamoDB requests, %d EventBridge requests", renditions, byService["S3"], byService["DynamoDB"], byService["EventBridge"])
+}
+
+// Requests a file costs when a twin's renditions are copied (DEDUPE): no temp object, no
+// rendering; a copy and a HEAD (its checksum) per rendition, the twin's manifest, the index.
+// With a SHA-256 declared at upload (S3 keeps it), the source is not even downloaded.
+func TestRequestsPerDeduplicatedFile(t *testing.T) {
+	for _, declared := range []bool{false, true} {
+		t.Run(fmt.Sprint("sha256 declared=", declared), func(t *testing.T) {
+			r := newRig(t, func(c *processor.Config) { c.Dedupe = true })
+			body := grayJPEG(t, 1200, 800)
+			for _, k := range []string{"uploads/twin.jpg", "uploads/copy.jpg"} {
+				in := &s3.PutObjectInput{Bucket: aws.String(r.staging), Key: aws.String(k), Body: bytes.NewReader(body)}
+				if declared {
+					in.ChecksumAlgorithm = s3types.ChecksumAlgorithmSha256
+				}
+				if _, err := r.env.S3.PutObject(context.Background(), in); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if res := r.proc.Process(context.Background(), "req-twin", r.event("uploads/twin.jpg")); res.Outcome != processor.Succeeded {
+				t.Fatalf("twin: %s %v", res.Outcome, res.Err)
+			}
+			cfg, inj := r.env.WithFaults()
+			r.buildOn(t, awsclient.S3(cfg), awsclient.DynamoDB(cfg))
+			if res := r.proc.Process(context.Background(), "req-copy", r.event("uploads/copy.jpg")); res.Outcome != processor.Succeeded || !strings.Contains(res.Detail, "twin") {
+				t.Fatalf("copy: %s %v (%s)", res.Outcome, res.Err, res.Detail)
+			}
+			n := len(r.cfg.Recipe.Renditions)
+			download := 1
+			if declared {
+				download = 0
+			}
+			checkRequests(t, inj, []count{
+				{"S3.HeadObject", 1 + n, "the source; each copy (its checksum)"},
+				{"S3.GetObject", download + 2, "the source, unless S3 declares its SHA-256; the twin's manifest; the manifest it replaces"},
+				{"S3.PutObject", 1, "the manifest"},
+				{"S3.CopyObject", n, "each of the twin's renditions into this generation"},
+				{"S3.DeleteObject", 0, "no temp object"},
+				{"DynamoDB.GetItem", 3, "the claim's read; the content index; the lease check before the manifest"},
+				{"DynamoDB.PutItem", 2, "the claim; the completion"},
+			}, n)
+		})
+	}
 }

@@ -24,6 +24,8 @@ type Manifest struct {
 	RequestID     string         `json:"request_id"`
 	StartedAt     time.Time      `json:"started_at"`
 	CompletedAt   time.Time      `json:"completed_at"`
+	// CopiedFrom, when set, is the twin whose renditions were copied (DEDUPE).
+	CopiedFrom *CopiedFrom `json:"copied_from,omitempty"`
 }
 
 // ManifestSource describes the processed source object.
@@ -67,6 +69,7 @@ func (r *run) commit(src storage.Object, outs []state.Output) (string, error) {
 		RequestID:     r.requestID,
 		StartedAt:     r.rec.UpdatedAt.UTC(),
 		CompletedAt:   r.p.now().UTC(),
+		CopiedFrom:    r.twin.copied,
 	}
 	body, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {

@@ -57,6 +57,8 @@ type stateStore interface {
 	Holds(ctx context.Context, rec state.Record, until time.Time) error
 	Finish(ctx context.Context, rec state.Record, to state.Status, reason string, now time.Time) (state.Record, error)
 	MarkAnnounced(ctx context.Context, rec state.Record) error
+	TwinOf(ctx context.Context, recipeVersion, sha256 string) (state.Twin, bool, error)
+	OfferTwin(ctx context.Context, recipeVersion, sha256 string, t state.Twin, stale *state.Twin) error
 }
 
 // queueAPI is what the processor needs of SQS: a message's visibility.
@@ -310,6 +312,10 @@ type run struct {
 		color  *media.Color  // what decoding did with its colour profile, if it has one
 		rights *media.Rights // the authorship it states, when the recipe keeps it
 	}
+	twin struct {
+		copied *CopiedFrom // the twin whose renditions this attempt copied
+		stale  *state.Twin // the twin the content index named, whose renditions were gone
+	}
 }
 
 // stage runs one step in a span of its own (named name in lower case), which ctx carries, and
@@ -389,7 +395,11 @@ func (r *run) do(res *Result, src storage.Object) {
 		res.Outcome, res.Err = Failed, err
 		return
 	}
+	r.offerTwin(src)
 	res.Outcome, res.Manifest, res.Detail = Succeeded, manifestKey, fmt.Sprintf("%d renditions, manifest %s", len(outputs), manifestKey)
+	if t := r.twin.copied; t != nil {
+		res.Detail += ", copied from the twin " + t.Key
+	}
 }
 
 // finish records the claim's outcome. It runs past the deadline margin (the claim is held until
@@ -480,47 +490,90 @@ func (r *run) claim(src storage.Object) (state.Verdict, state.Record, error) {
 	return verdict, rec, err
 }
 
-// process validates, renders and publishes; it returns the outputs and the manifest key.
+// process publishes the renditions and commits them; it returns the outputs and the manifest
+// key.
 func (r *run) process(src storage.Object) ([]state.Output, string, error) {
-	if err := media.CheckSize(src.Size, r.p.cfg.Limits); err != nil {
+	published, err := r.outputs(src)
+	if err != nil {
 		return nil, "", err
 	}
+	var manifestKey string
+	err = r.stage("Commit", func(context.Context) (err error) {
+		manifestKey, err = r.commit(src, published)
+		return err
+	})
+	return published, manifestKey, err
+}
+
+// outputs publishes the source's renditions into the claim's generation: copies of its twin's
+// when the content index names a source with the same bytes rendered with this recipe (looked
+// up before the download when S3 knows the bytes' SHA-256), else validated and rendered here.
+func (r *run) outputs(src storage.Object) ([]state.Output, error) {
+	r.twin.copied, r.twin.stale = nil, nil // what an earlier try of the attempt found
+	if err := media.CheckSize(src.Size, r.p.cfg.Limits); err != nil {
+		return nil, err
+	}
+	if src.SHA256 != "" {
+		if outs, ok, err := r.fromTwin(src, src.SHA256); ok || err != nil {
+			return outs, err
+		}
+	}
+	data, err := r.download(src)
+	if err != nil {
+		return nil, err
+	}
+	if src.SHA256 == "" {
+		if outs, ok, err := r.fromTwin(src, r.learnt.sha256); ok || err != nil {
+			return outs, err
+		}
+	}
+	return r.rendered(src, data)
+}
+
+// download reads the source's bytes and checks them against the SHA-256 S3 declares for them.
+func (r *run) download(src storage.Object) ([]byte, error) {
 	var data []byte
 	err := r.stage("Download", func(ctx context.Context) (err error) {
 		data, err = r.p.objects.Get(ctx, src, r.p.cfg.Limits.MaxBytes)
 		return err
 	})
 	if errors.Is(err, storage.ErrTooLarge) {
-		return nil, "", failure.Permanent(failure.TooLarge, "the file grew past the limit of %d bytes while being read", r.p.cfg.Limits.MaxBytes)
+		return nil, failure.Permanent(failure.TooLarge, "the file grew past the limit of %d bytes while being read", r.p.cfg.Limits.MaxBytes)
 	}
 	if errors.Is(err, storage.ErrPreconditionFailed) || errors.Is(err, storage.ErrNotFound) {
 		// Overwritten or deleted since HEAD: the newer object has its own event.
-		return nil, "", failure.Transient(fmt.Errorf("the object changed while being read: %w", err))
+		return nil, failure.Transient(fmt.Errorf("the object changed while being read: %w", err))
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	r.m.Add("BytesIn", metrics.Bytes, float64(len(data)))
 	sum := sha256.Sum256(data)
 	r.learnt.sha256 = hex.EncodeToString(sum[:])
 	if src.SHA256 != "" && src.SHA256 != r.learnt.sha256 {
-		return nil, "", failure.Permanent(failure.ChecksumMismatch,
+		return nil, failure.Permanent(failure.ChecksumMismatch,
 			"the file's SHA-256 is %s but the object declares %s", r.learnt.sha256, src.SHA256)
 	}
+	return data, nil
+}
+
+// rendered validates the source's bytes by content, decodes them, renders the recipe and
+// publishes each rendition.
+func (r *run) rendered(src storage.Object, data []byte) ([]state.Output, error) {
 	var (
 		img  media.Decoded
 		anim *render.Animation
 	)
-	err = r.stage("Decode", func(context.Context) (err error) {
+	err := r.stage("Decode", func(context.Context) (err error) {
 		img, anim, err = r.decode(data)
 		data = nil // the decoded image is all we need from here on
 		return err
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if err := r.colorPolicy(img.Color); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	var outs []render.Output
 	err = r.stage("Render", func(ctx context.Context) (err error) {
@@ -529,12 +582,12 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 	})
 	img, anim = media.Decoded{}, nil
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	published := make([]state.Output, 0, len(outs))
 	for _, o := range outs {
 		if err := r.ctx.Err(); err != nil {
-			return nil, "", failure.Transient(fmt.Errorf("deadline before publishing %s: %w", o.Name, err))
+			return nil, failure.Transient(fmt.Errorf("deadline before publishing %s: %w", o.Name, err))
 		}
 		var out state.Output
 		err := r.stage("Publish", func(ctx context.Context) (err error) {
@@ -543,17 +596,12 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 			return err
 		})
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		r.m.Add("BytesOut", metrics.Bytes, float64(out.Size))
 		published = append(published, out)
 	}
-	var manifestKey string
-	err = r.stage("Commit", func(context.Context) (err error) {
-		manifestKey, err = r.commit(src, published)
-		return err
-	})
-	return published, manifestKey, err
+	return published, nil
 }
 
 // decode checks the file by its content and decodes it, as the recipe asks: its authorship read

@@ -245,6 +245,9 @@ type Copy struct {
 	IfMatch           string // copy only if the source still has this ETag ("" = any)
 	DstBucket, DstKey string
 	Metadata          map[string]string // replaces the source's metadata; nil keeps it
+	// ContentType and CacheControl, with Metadata, are the destination's: a copy that replaces
+	// the metadata replaces them too ("" leaves them unset).
+	ContentType, CacheControl string
 	// Only guards the destination. Amazon S3 enforces it on CopyObject; MinIO (the local stack)
 	// ignores it, so callers that need the guard there check the destination first.
 	Only Precondition
@@ -268,6 +271,7 @@ func (s *Store) Copy(ctx context.Context, c Copy) (etag string, err error) {
 	if c.Metadata != nil {
 		in.MetadataDirective = types.MetadataDirectiveReplace
 		in.Metadata = c.Metadata
+		in.ContentType, in.CacheControl = nonEmpty(c.ContentType), nonEmpty(c.CacheControl)
 	}
 	out, err := s.api.CopyObject(ctx, in)
 	if err != nil {
