@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-dev/sluice/pkg/announce"
 	"github.com/sluice-dev/sluice/pkg/awsclient"
+	"github.com/sluice-dev/sluice/pkg/cdn"
 	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/faultinject"
 	"github.com/sluice-dev/sluice/pkg/processor"
@@ -194,44 +195,56 @@ func TestDeadlineMarginStopsTheAttemptAndReleasesTheClaim(t *testing.T) {
 	}
 }
 
-// Requests one successfully processed file costs, by operation (make bench prints them): S3
-// validates the SHA-256 sent with each PUT and reports the stored one, so no HEAD verifies a
-// temp object; the state is written twice (claim, completion).
+// Requests one successfully processed file costs, by operation (make bench prints them), with
+// each feature off and on: S3 validates the SHA-256 sent with each PUT and reports the stored
+// one, so no HEAD verifies a temp object; the state is written twice (claim, completion);
+// announcing adds the event and the record of it; DEDUPE without a twin yet adds the index read
+// and the offer; a CDN costs nothing on a first publish (nothing to invalidate).
 func TestRequestsPerFile(t *testing.T) {
-	for _, announced := range []bool{false, true} {
-		t.Run(fmt.Sprint("announced=", announced), func(t *testing.T) { requestsPerFile(t, announced) })
+	for _, f := range []struct {
+		name                       string
+		events, dedupe, invalidate bool
+	}{{"all off", false, false, false}, {"events", true, false, false}, {"dedupe, no twin", false, true, false}, {"cdn, first publish", false, false, true}} {
+		t.Run(f.name, func(t *testing.T) {
+			r := newRig(t, func(c *processor.Config) { c.Dedupe = f.dedupe })
+			const key = "uploads/count.jpg"
+			r.upload(t, key, grayJPEG(t, 1200, 800), nil)
+			cfg, inj := r.env.WithFaults() // no faults: it counts
+			r.buildOn(t, awsclient.S3(cfg), awsclient.DynamoDB(cfg))
+			if f.events {
+				eb := testenv.NewEventBridge(t)
+				r.proc.WithAnnouncer(announce.NewBus(awsclient.EventBridge(cfg, func(o *eventbridge.Options) { o.BaseEndpoint = aws.String(eb.URL()) }), "bus"))
+			}
+			cf := testenv.NewCloudFront(t)
+			if f.invalidate {
+				r.proc.WithCDN(cdn.New(cf.Client(), "E2QWRUHAPOMQZL"))
+			}
+			if res := r.proc.Process(context.Background(), "req-count", r.event(key)); res.Outcome != processor.Succeeded {
+				t.Fatalf("outcome %s err %v", res.Outcome, res.Err)
+			}
+			n := len(r.cfg.Recipe.Renditions)
+			one := func(on bool) int {
+				if on {
+					return 1
+				}
+				return 0
+			}
+			checkRequests(t, inj, []count{
+				{"S3.HeadObject", 1, "the source"},
+				{"S3.GetObject", 2, "the source; the manifest it replaces (fence, ETag, generation)"},
+				{"S3.PutObject", n + 1, "each temp object; the manifest (If-Match / If-None-Match)"},
+				{"S3.CopyObject", n, "each temp object to its generation's key"},
+				{"S3.DeleteObject", n, "each temp object (DELETE requests are free)"},
+				{"DynamoDB.GetItem", 2 + one(f.dedupe), "the claim's read; the content index (DEDUPE); the lease check before the manifest"},
+				{"DynamoDB.PutItem", 2 + one(f.dedupe), "the claim; the completion; the offer as the bytes' twin (DEDUPE)"},
+				{"DynamoDB.UpdateItem", one(f.events || f.invalidate), "the outcome recorded as announced"},
+				{"EventBridge.PutEvents", one(f.events), "the outcome's event"},
+			}, n)
+			if cf.Calls() != 0 {
+				t.Errorf("%d CreateInvalidation requests for a first publish, want none", cf.Calls())
+			}
+		})
 	}
-}
-
-func requestsPerFile(t *testing.T, announced bool) {
-	r := newRig(t, nil)
-	const key = "uploads/count.jpg"
-	r.upload(t, key, grayJPEG(t, 1200, 800), nil)
-	cfg, inj := r.env.WithFaults() // no faults: it counts
-	r.buildOn(t, awsclient.S3(cfg), awsclient.DynamoDB(cfg))
-	if announced {
-		eb := testenv.NewEventBridge(t)
-		r.proc.WithAnnouncer(announce.NewBus(awsclient.EventBridge(cfg, func(o *eventbridge.Options) { o.BaseEndpoint = aws.String(eb.URL()) }), "bus"))
-	}
-	if res := r.proc.Process(context.Background(), "req-count", r.event(key)); res.Outcome != processor.Succeeded {
-		t.Fatalf("outcome %s err %v", res.Outcome, res.Err)
-	}
-	renditions := len(r.cfg.Recipe.Renditions)
-	want := []count{
-		{"S3.HeadObject", 1, "the source"},
-		{"S3.GetObject", 2, "the source; the manifest it replaces (fence, ETag, generation)"},
-		{"S3.PutObject", renditions + 1, "each temp object; the manifest (If-Match / If-None-Match)"},
-		{"S3.CopyObject", renditions, "each temp object to its generation's key"},
-		{"S3.DeleteObject", renditions, "each temp object (DELETE requests are free)"},
-		{"DynamoDB.GetItem", 2, "the claim's read; the lease check before the manifest"},
-		{"DynamoDB.PutItem", 2, "the claim; the completion"},
-		{"DynamoDB.UpdateItem", 0, "the outcome recorded as announced"},
-		{"EventBridge.PutEvents", 0, "the outcome's event"},
-	}
-	if announced {
-		want[7].n, want[8].n = 1, 1
-	}
-	checkRequests(t, inj, want, renditions)
 }
 
 // count is how many requests of one operation a file costs, and why.

@@ -97,7 +97,7 @@ func TestFilesOnceCorruptArePublished(t *testing.T) {
 
 // Every published object carries the Cache-Control its recipe says, for a CDN in front of the
 // output bucket: renditions (immutable generation keys) a year and immutable by default, the
-// manifest a minute; a recipe may say otherwise.
+// manifest a minute; a recipe may say otherwise. Renditions copied from a twin (DEDUPE) too.
 func TestPublishedObjectsCarryTheirCacheControl(t *testing.T) {
 	custom, err := recipe.Parse([]byte(`{"cache_control":{"renditions":"public, max-age=86400","manifest":"no-cache"}}`))
 	if err != nil {
@@ -110,26 +110,30 @@ func TestPublishedObjectsCarryTheirCacheControl(t *testing.T) {
 		{recipe.Default(), recipe.DefaultRenditionsCache, recipe.DefaultManifestCache},
 		{custom, "public, max-age=86400", "no-cache"},
 	} {
-		r := newRig(t, func(cfg *processor.Config) { cfg.Recipe = c.recipe })
-		const key = "uploads/cached.jpg"
-		r.upload(t, key, grayJPEG(t, 400, 300), nil)
-		if res := r.proc.Process(context.Background(), "req-cache", r.event(key)); res.Outcome != processor.Succeeded {
-			t.Fatalf("%s %v", res.Outcome, res.Err)
-		}
-		head := func(k string) string {
-			out, err := r.env.S3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(r.output), Key: aws.String(k)})
-			if err != nil {
-				t.Fatal(err)
+		r := newRig(t, func(cfg *processor.Config) { cfg.Recipe, cfg.Dedupe = c.recipe, true })
+		body := grayJPEG(t, 400, 300)
+		// The second key has the first one's bytes: its renditions are copies of the first one's.
+		for i, key := range []string{"uploads/cached.jpg", "uploads/cached-twin.jpg"} {
+			r.upload(t, key, body, nil)
+			res := r.proc.Process(context.Background(), "req-cache", r.event(key))
+			if res.Outcome != processor.Succeeded || strings.Contains(res.Detail, "twin") != (i == 1) {
+				t.Fatalf("%s: %s %v (%s)", key, res.Outcome, res.Err, res.Detail)
 			}
-			return aws.ToString(out.CacheControl)
-		}
-		for _, name := range []string{"large", "medium", "thumb"} {
-			if got := head(r.rendition(t, key, name)); got != c.renditions {
-				t.Errorf("rendition %s: Cache-Control %q, want %q", name, got, c.renditions)
+			head := func(k string) (cache, typ string) {
+				out, err := r.env.S3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(r.output), Key: aws.String(k)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return aws.ToString(out.CacheControl), aws.ToString(out.ContentType)
 			}
-		}
-		if got := head(r.proc.Keys().Manifest(key)); got != c.manifest {
-			t.Errorf("manifest: Cache-Control %q, want %q", got, c.manifest)
+			for _, name := range []string{"large", "medium", "thumb"} {
+				if got, typ := head(r.rendition(t, key, name)); got != c.renditions || !strings.HasPrefix(typ, "image/") {
+					t.Errorf("%s rendition %s: Cache-Control %q, Content-Type %q, want %q", key, name, got, typ, c.renditions)
+				}
+			}
+			if got, _ := head(r.proc.Keys().Manifest(key)); got != c.manifest {
+				t.Errorf("%s manifest: Cache-Control %q, want %q", key, got, c.manifest)
+			}
 		}
 	}
 	if _, err := recipe.Parse([]byte(`{"cache_control":{"manifest":"no-cache\r\nX-Evil: 1"}}`)); err == nil || !strings.Contains(err.Error(), "cache_control.manifest") {
