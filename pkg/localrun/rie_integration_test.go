@@ -462,7 +462,8 @@ func TestServePrintsEachOutcomesEvent(t *testing.T) {
 	if err := jpeg.Encode(&img, image.NewGray(image.Rect(0, 0, 320, 240)), nil); err != nil {
 		t.Fatal(err)
 	}
-	const key = "uploads/served/announced.jpg"
+	// The local stack's buckets and table outlive the test: a key of its own, each run.
+	key := fmt.Sprintf("uploads/served/%d.jpg", time.Now().UnixNano())
 	if _, err := r.env.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(localrun.StagingBucket), Key: aws.String(key), Body: bytes.NewReader(img.Bytes())}); err != nil {
 		t.Fatal(err)
 	}
