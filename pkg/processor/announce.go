@@ -59,9 +59,10 @@ func (p *Processor) WithDownstream(awsCfg aws.Config) *Processor {
 
 // announce tells downstream of the outcome the run committed, or found committed but not
 // announced (a duplicate delivery repairs a worker that died between its commit and its
-// announcement): the CDN invalidation and the event (tell), then records that it did. An announcement that fails turns the result into a failure to retry: the
-// next delivery finds the outcome unannounced and announces it. A record changed since (a newer
-// claim) is left to its writer, who announces its own outcome.
+// announcement): the CDN invalidation and the event (tell), then records that it did. An
+// announcement that fails turns the result into a failure to retry: the next delivery finds the
+// outcome unannounced and announces it. A record changed since (a newer claim) is left to its
+// writer, who announces its own outcome.
 func (r *run) announce(res *Result) {
 	switch {
 	case r.p.announcer == nil && r.p.cdn == nil, !r.rec.Unannounced():
