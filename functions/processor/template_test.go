@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -385,8 +386,16 @@ func TestTemplateObservabilityAndOutputs(t *testing.T) {
 			t.Errorf("no alarm on %s", m)
 		}
 	}
-	if len(resources(t, doc, "AWS::CloudWatch::Dashboard")) != 1 {
+	dashboards := resources(t, doc, "AWS::CloudWatch::Dashboard")
+	if len(dashboards) != 1 {
 		t.Error("no dashboard")
+	}
+	for id, d := range dashboards {
+		body := regexp.MustCompile(`\$\{[^}]+\}`).ReplaceAllString(fmt.Sprint(dig(t, d, "Properties", "DashboardBody")), "x")
+		var parsed struct{ Widgets []any }
+		if err := json.Unmarshal([]byte(body), &parsed); err != nil || len(parsed.Widgets) == 0 {
+			t.Errorf("%s: the body is not a dashboard's JSON: %v", id, err)
+		}
 	}
 	for id, fn := range resources(t, doc, "AWS::Serverless::Function") {
 		group := dig(t, fn, "Properties", "LoggingConfig", "LogGroup").(string)
