@@ -195,6 +195,13 @@ func writeRecord(w io.Writer, rec state.Record) error {
 	if rec.ManifestKey != "" {
 		rows = append(rows, []string{"manifest", rec.ManifestKey})
 	}
+	if rec.Outcome() {
+		announced := "not announced"
+		if !rec.Unannounced() {
+			announced = "announced"
+		}
+		rows = append(rows, []string{"event id", rec.OutcomeID() + " (" + announced + ")"})
+	}
 	for _, o := range rec.Outputs {
 		rows = append(rows, []string{"output " + o.Name, fmt.Sprintf("%s (%dx%d %s, %d bytes, sha256 %.12s…)", o.Key, o.Width, o.Height, o.Format, o.Size, o.SHA256)})
 	}
