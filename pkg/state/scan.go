@@ -85,9 +85,15 @@ func firstCause(errs []error) error {
 	return canceled
 }
 
+// scanPage is the most items a Scan page returns. DynamoDB's own bound (1 MB read) lets a page
+// of small projected items hold thousands of records; each segment holds its page while it waits
+// for the callback, so the pages stay small enough that the segments' pages together are a
+// fixed, small part of the heap. The read units are the same (DynamoDB bills the bytes read).
+const scanPage = 500
+
 // scanSegment reads segment seg of n, handing each page to page.
 func (s *Store) scanSegment(ctx context.Context, r Read, seg, n int, page func([]Record) error) error {
-	in := &dynamodb.ScanInput{TableName: aws.String(s.table)}
+	in := &dynamodb.ScanInput{TableName: aws.String(s.table), Limit: aws.Int32(scanPage)}
 	if n > 1 {
 		in.Segment, in.TotalSegments = aws.Int32(int32(seg)), aws.Int32(int32(n))
 	}
@@ -109,6 +115,7 @@ func (s *Store) scanSegment(ctx context.Context, r Read, seg, n int, page func([
 		if err := attributevalue.UnmarshalListOfMaps(out.Items, &recs); err != nil {
 			return fmt.Errorf("decode state: %w", err)
 		}
+		out.Items = nil // decoded: not held while the page waits for the callback
 		if err := page(recs); err != nil {
 			return err
 		}
