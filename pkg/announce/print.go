@@ -29,17 +29,28 @@ func (p *Printer) Announce(_ context.Context, recs []state.Record) error {
 		if !ok {
 			continue
 		}
-		line, err := json.Marshal(struct {
-			Source     string `json:"source"`
-			DetailType string `json:"detail-type"`
-			Detail     Detail `json:"detail"`
-		}{Source, DetailType(rec.Status), d})
-		if err != nil {
-			return fmt.Errorf("print the event of %s: %w", rec.ID, err)
+		detail, err := json.Marshal(d)
+		if err == nil {
+			err = WriteLine(p.w, Source, DetailType(rec.Status), detail)
 		}
-		if _, err := fmt.Fprintf(p.w, "%s\n", line); err != nil {
+		if err != nil {
 			return fmt.Errorf("print the event of %s: %w", rec.ID, err)
 		}
 	}
 	return nil
+}
+
+// WriteLine writes one event as a rule's target receives it (source, detail-type, detail), as
+// one JSON line: the printed form of every local announcement.
+func WriteLine(w io.Writer, source, detailType string, detail json.RawMessage) error {
+	line, err := json.Marshal(struct {
+		Source     string          `json:"source"`
+		DetailType string          `json:"detail-type"`
+		Detail     json.RawMessage `json:"detail"`
+	}{source, detailType, detail})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", line)
+	return err
 }

@@ -41,14 +41,17 @@ func (p *eventPrinter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	results := make([]map[string]string, len(in.Entries))
+	failed := 0
 	for i, e := range in.Entries {
 		p.seq++
 		results[i] = map[string]string{"EventId": fmt.Sprint("local-", p.seq)}
-		line, _ := json.Marshal(map[string]any{"source": e.Source, "detail-type": e.DetailType, "detail": json.RawMessage(e.Detail)})
-		fmt.Fprintf(p.out, "%s\n", line)
+		if err := announce.WriteLine(p.out, e.Source, e.DetailType, json.RawMessage(e.Detail)); err != nil {
+			results[i] = map[string]string{"ErrorCode": "MalformedDetail", "ErrorMessage": err.Error()}
+			failed++
+		}
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	_ = json.NewEncoder(w).Encode(map[string]any{"FailedEntryCount": 0, "Entries": results})
+	_ = json.NewEncoder(w).Encode(map[string]any{"FailedEntryCount": failed, "Entries": results})
 }
 
 // startEventPrinter serves an eventPrinter on a local port; it returns its URL (for
