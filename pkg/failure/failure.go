@@ -30,6 +30,16 @@ const (
 	// UnsupportedColorProfile: the file embeds a colour profile sluice cannot evaluate, and the
 	// recipe says to quarantine such files rather than take their pixels as sRGB.
 	UnsupportedColorProfile Reason = "unsupported_color_profile"
+	// NoRecipe: no recipe's match takes the file, and the routing quarantines such files.
+	NoRecipe Reason = "no_recipe"
+	// The records kind's file-level faults: not text at all, text in another encoding than the
+	// recipe's, a header other than the recipe's (or one with empty or repeated names), a row
+	// longer than the recipe allows, more invalid rows than its max_bad_rows.
+	NotText        Reason = "not_text"
+	BadEncoding    Reason = "bad_encoding"
+	HeaderMismatch Reason = "header_mismatch"
+	RowTooLong     Reason = "row_too_long"
+	TooManyBadRows Reason = "too_many_bad_rows"
 )
 
 // PermanentError is a failure that retrying cannot fix.

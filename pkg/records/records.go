@@ -1,0 +1,224 @@
+// Package records is the records kind: a CSV (with a header row) or JSONL file read as a
+// stream, each row validated against the recipe's JSON Schema (github.com/santhosh-tekuri/
+// jsonschema), the valid rows written as JSONL (optionally gzipped), the invalid ones listed
+// with their line, byte offset, field path and reason. Memory is bounded by the longest row,
+// whatever the file's size. Faults of the file as a whole (not text, another encoding, a wrong
+// header, a row over the limit, more bad rows than the recipe allows) are permanent errors
+// (pkg/failure) naming what is wrong; a bad row is not one.
+//
+// The output is a function of the input bytes and the recipe alone: keys in the header's (or
+// the line's) order, numbers as written, gzip without a timestamp.
+package records
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+
+	"github.com/sluice-dev/sluice/pkg/failure"
+	"github.com/sluice-dev/sluice/pkg/recipe"
+)
+
+// Plan is a compiled records recipe.
+type Plan struct {
+	spec   recipe.Records
+	schema *jsonschema.Schema
+	types  map[string][]string // top-level property → the JSON types its schema allows (CSV coercion)
+}
+
+// Compile compiles the recipe's schema. A schema may not load other documents: a $ref to a
+// file or URL is an error, never a read.
+func Compile(spec recipe.Records) (*Plan, error) {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(spec.Schema))
+	if err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	c := jsonschema.NewCompiler()
+	c.UseLoader(jsonschema.SchemeURLLoader{})
+	const url = "recipe:///schema.json"
+	if err := c.AddResource(url, doc); err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	sch, err := c.Compile(url)
+	if err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	return &Plan{spec: spec, schema: sch, types: propertyTypes(doc)}, nil
+}
+
+// propertyTypes reads the JSON types the schema's top-level properties declare.
+func propertyTypes(doc any) map[string][]string {
+	out := map[string][]string{}
+	root, _ := doc.(map[string]any)
+	props, _ := root["properties"].(map[string]any)
+	for name, p := range props {
+		switch t := p.(map[string]any)["type"].(type) {
+		case string:
+			out[name] = []string{t}
+		case []any:
+			for _, v := range t {
+				if s, ok := v.(string); ok {
+					out[name] = append(out[name], s)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Summary counts a file's rows: RowsIn = Valid + Invalid.
+type Summary struct {
+	RowsIn  int64 `json:"rows_in"`
+	Valid   int64 `json:"valid"`
+	Invalid int64 `json:"invalid"`
+}
+
+// Rejected is one line of the rejected-rows file: where the bad row is (its first line, from 1,
+// and the byte offset of its start in the decoded text) and why (the field's JSON pointer, ""
+// for the row as a whole, and the reason).
+type Rejected struct {
+	Line   int64  `json:"line"`
+	Offset int64  `json:"offset"`
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// Run reads in and writes each valid row to out (gzipped if the recipe says so) and each
+// invalid one to rejected, as JSONL. It returns the counts, or a permanent error for a fault of
+// the file as a whole; a write error comes back as it is.
+func (p *Plan) Run(in io.Reader, out, rejected io.Writer) (Summary, error) {
+	var gz *gzip.Writer
+	if p.spec.Output.Gzip {
+		gz = gzip.NewWriter(out) // no name, no time: the same rows make the same bytes
+		out = gz
+	}
+	s := &sink{plan: p, out: out, rejected: rejected}
+	latin1 := p.spec.Input.Encoding == recipe.EncodingLatin1
+	var err error
+	if p.spec.Input.Format == recipe.InputCSV {
+		err = p.readCSV(newGuard(in, p.maxRow(), latin1), s)
+	} else {
+		err = p.readJSONL(newGuard(in, 0, latin1), s)
+	}
+	if err == nil && gz != nil {
+		err = gz.Close()
+	}
+	if err != nil {
+		return s.sum, err
+	}
+	return s.sum, p.gate(s.sum)
+}
+
+func (p *Plan) maxRow() int {
+	if p.spec.Input.MaxRowBytes > 0 {
+		return p.spec.Input.MaxRowBytes
+	}
+	return recipe.DefaultMaxRowBytes
+}
+
+// gate checks the counts: every row read was written to one side, and no more were invalid
+// than the recipe allows.
+func (p *Plan) gate(s Summary) error {
+	if s.RowsIn != s.Valid+s.Invalid {
+		return fmt.Errorf("rows in %d != valid %d + invalid %d", s.RowsIn, s.Valid, s.Invalid)
+	}
+	if s.Invalid > 0 && float64(s.Invalid) > p.spec.MaxBadRows*float64(s.RowsIn) {
+		return failure.Permanent(failure.TooManyBadRows, "%d of %d rows are invalid (%.2f%%), more than max_bad_rows %g allows",
+			s.Invalid, s.RowsIn, 100*float64(s.Invalid)/float64(s.RowsIn), p.spec.MaxBadRows)
+	}
+	return nil
+}
+
+// sink receives the rows as they are judged.
+type sink struct {
+	plan     *Plan
+	out      io.Writer
+	rejected io.Writer
+	sum      Summary
+	buf      bytes.Buffer
+}
+
+// row validates one row (its value as decoded, and its JSON form as written) and writes it to
+// its side.
+func (s *sink) row(line, offset int64, v any, encoded []byte) error {
+	s.sum.RowsIn++
+	if err := s.plan.schema.Validate(v); err != nil {
+		path, reason := explain(err)
+		return s.reject(line, offset, path, reason)
+	}
+	s.sum.Valid++
+	s.buf.Reset()
+	s.buf.Write(encoded)
+	s.buf.WriteByte('\n')
+	_, err := s.out.Write(s.buf.Bytes())
+	return err
+}
+
+// unreadable counts a row that could not be read as a row (a CSV quoting error, a JSONL line
+// that is not JSON) and rejects it.
+func (s *sink) unreadable(line, offset int64, reason string) error {
+	s.sum.RowsIn++
+	return s.reject(line, offset, "", reason)
+}
+
+// reject writes one invalid row's entry.
+func (s *sink) reject(line, offset int64, path, reason string) error {
+	s.sum.Invalid++
+	b, err := json.Marshal(Rejected{Line: line, Offset: offset, Path: path, Reason: reason})
+	if err != nil {
+		return err
+	}
+	_, err = s.rejected.Write(append(b, '\n'))
+	return err
+}
+
+// printer renders the validator's messages.
+var printer = message.NewPrinter(language.English)
+
+// explain turns a validation error into the first failing field's JSON pointer and reason (the
+// leaves in pointer order, so the choice is stable), noting how many more there are.
+func explain(err error) (path, reason string) {
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return "", err.Error()
+	}
+	var leaves []*jsonschema.ValidationError
+	var walk func(e *jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) == 0 {
+			leaves = append(leaves, e)
+		}
+		for _, c := range e.Causes {
+			walk(c)
+		}
+	}
+	walk(ve)
+	slices.SortStableFunc(leaves, func(a, b *jsonschema.ValidationError) int {
+		return strings.Compare(pointer(a.InstanceLocation), pointer(b.InstanceLocation))
+	})
+	first := leaves[0]
+	reason = first.ErrorKind.LocalizedString(printer)
+	if n := len(leaves) - 1; n > 0 {
+		reason += fmt.Sprintf(" (and %d more)", n)
+	}
+	return pointer(first.InstanceLocation), reason
+}
+
+// pointer is a JSON pointer (RFC 6901) to the instance location.
+func pointer(loc []string) string {
+	var b strings.Builder
+	for _, s := range loc {
+		b.WriteByte('/')
+		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(s))
+	}
+	return b.String()
+}
