@@ -40,6 +40,10 @@ type s3API interface {
 	CopyObject(ctx context.Context, in *s3.CopyObjectInput, optFns ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
 	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, optFns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+	CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
+	UploadPart(ctx context.Context, in *s3.UploadPartInput, optFns ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
+	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
 }
 
 // Store talks to S3.
@@ -105,7 +109,48 @@ func hexChecksum(c string) string {
 // Get reads the object exactly as a previous Head saw it (by version, else by ETag), refusing
 // more than limit bytes.
 func (s *Store) Get(ctx context.Context, o Object, limit int64) ([]byte, error) {
-	in := &s3.GetObjectInput{Bucket: aws.String(o.Bucket), Key: aws.String(o.Key)}
+	body, err := s.Stream(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(o.Size, 0), limit)+1))
+	n, err := io.Copy(buf, io.LimitReader(body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read s3://%s/%s: %w", o.Bucket, o.Key, err)
+	}
+	if n > limit {
+		return nil, fmt.Errorf("read s3://%s/%s: %w (%d bytes)", o.Bucket, o.Key, ErrTooLarge, limit)
+	}
+	return buf.Bytes(), nil
+}
+
+// Stream opens the object exactly as a previous Head saw it (by version, else by ETag); the
+// caller reads and closes it.
+func (s *Store) Stream(ctx context.Context, o Object) (io.ReadCloser, error) {
+	return s.stream(ctx, o, "")
+}
+
+// Peek reads the first n bytes (fewer for a shorter object) of the object as a previous Head
+// saw it: one ranged GET.
+func (s *Store) Peek(ctx context.Context, o Object, n int64) ([]byte, error) {
+	if o.Size == 0 {
+		return nil, nil // a range of an empty object is unsatisfiable
+	}
+	body, err := s.stream(ctx, o, fmt.Sprintf("bytes=0-%d", n-1))
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	b, err := io.ReadAll(io.LimitReader(body, n))
+	if err != nil {
+		return nil, fmt.Errorf("read s3://%s/%s: %w", o.Bucket, o.Key, err)
+	}
+	return b, nil
+}
+
+func (s *Store) stream(ctx context.Context, o Object, rng string) (io.ReadCloser, error) {
+	in := &s3.GetObjectInput{Bucket: aws.String(o.Bucket), Key: aws.String(o.Key), Range: nonEmpty(rng)}
 	if o.VersionID != "" && o.VersionID != "null" {
 		in.VersionId = aws.String(o.VersionID)
 	} else if o.ETag != "" {
@@ -115,16 +160,7 @@ func (s *Store) Get(ctx context.Context, o Object, limit int64) ([]byte, error) 
 	if err != nil {
 		return nil, fmt.Errorf("get s3://%s/%s: %w", o.Bucket, o.Key, translate(err))
 	}
-	defer out.Body.Close()
-	buf := bytes.NewBuffer(make([]byte, 0, min(max(o.Size, 0), limit)+1))
-	n, err := io.Copy(buf, io.LimitReader(out.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read s3://%s/%s: %w", o.Bucket, o.Key, err)
-	}
-	if n > limit {
-		return nil, fmt.Errorf("read s3://%s/%s: %w (%d bytes)", o.Bucket, o.Key, ErrTooLarge, limit)
-	}
-	return buf.Bytes(), nil
+	return out.Body, nil
 }
 
 // Read reads the current object at bucket/key with its metadata, refusing more than limit
@@ -198,6 +234,7 @@ func (p Precondition) ifNoneMatch() *string {
 type Written struct {
 	ETag   string
 	SHA256 string // hex, of the bytes sent
+	Size   int64  // bytes sent
 	// Stored is the SHA-256 the server computed over the bytes it stored (hex), from the PUT's
 	// answer; "" when the server does not report one.
 	Stored string
@@ -226,7 +263,7 @@ func (s *Store) Put(ctx context.Context, p Put) (Written, error) {
 	if err != nil {
 		return Written{}, fmt.Errorf("put s3://%s/%s: %w", p.Bucket, p.Key, translate(err))
 	}
-	w := Written{ETag: strings.Trim(aws.ToString(out.ETag), `"`), SHA256: meta["sha256"], Stored: hexChecksum(aws.ToString(out.ChecksumSHA256))}
+	w := Written{ETag: strings.Trim(aws.ToString(out.ETag), `"`), SHA256: meta["sha256"], Size: int64(len(p.Body)), Stored: hexChecksum(aws.ToString(out.ChecksumSHA256))}
 	return w, nil
 }
 
