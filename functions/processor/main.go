@@ -43,6 +43,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// Every output names its recipe's version: the recipe is stored by it before any is made.
+	if err := p.StoreRecipes(ctx); err != nil {
+		return err
+	}
 	if cfg.QueueURL != "" {
 		p.WithQueue(sqs.NewFromConfig(aws))
 	}

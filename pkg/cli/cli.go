@@ -55,7 +55,7 @@ func NewRoot(stdio IO) *cobra.Command {
 	var tg target
 	root := &cobra.Command{
 		Use:   "sluice",
-		Short: "Operate sluice: backfill, status, reconcile, redrive, report, events; run the local stack",
+		Short: "Operate sluice: backfill, status, reconcile, redrive, report, replay, events; run the local stack",
 		Long: `sluice operates a sluice deployment (or the local stack, with --local).
 
 It reads the processor's configuration from the environment, as the Lambda does (STATE_TABLE,
@@ -76,7 +76,7 @@ stop one with Ctrl-C (what was started finishes) and run it again to resume.`,
 	pf.StringVar(&tg.quarantine, "quarantine-bucket", os.Getenv("QUARANTINE_BUCKET"), "the quarantine bucket (env QUARANTINE_BUCKET)")
 
 	root.AddCommand(backfillCmd(&tg, stdio), statusCmd(&tg, stdio), reconcileCmd(&tg, stdio),
-		redriveCmd(&tg, stdio), reportCmd(&tg, stdio), eventsCmd(&tg, stdio), localCmd(stdio), invokeCmd(stdio), demoCmd(stdio))
+		redriveCmd(&tg, stdio), reportCmd(&tg, stdio), replayCmd(&tg, stdio), eventsCmd(&tg, stdio), localCmd(stdio), invokeCmd(stdio), demoCmd(stdio))
 	return root
 }
 
@@ -94,7 +94,8 @@ type deployment struct {
 	queue   *queue.Queue
 	control *s3control.Client // S3 Batch Operations
 	objects *storage.Store
-	output  string        // the output bucket
+	output  string // the output bucket
+	proc    *processor.Processor
 	events  *announce.Bus // nil without EVENT_BUS_NAME
 }
 
@@ -160,13 +161,16 @@ func open(ctx context.Context, tg target, stdio IO) (*deployment, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := proc.StoreRecipes(ctx); err != nil {
+		return nil, err
+	}
 	proc.WithDownstream(awsCfg) // what the commands process is announced, as the Lambda's is
 	var bus *announce.Bus
 	if cfg.EventBus != "" {
 		bus = announce.NewBus(awsclient.EventBridge(awsCfg), cfg.EventBus)
 	}
 	objects := storage.New(s3c)
-	return &deployment{tg: tg, queue: queue.New(sqs.NewFromConfig(awsCfg)), control: awsclient.S3Control(awsCfg), objects: objects, output: cfg.OutputBucket,
+	return &deployment{tg: tg, proc: proc, queue: queue.New(sqs.NewFromConfig(awsCfg)), control: awsclient.S3Control(awsCfg), objects: objects, output: cfg.OutputBucket,
 		events: bus, ops: ops.New(cfg, objects, state.New(ddb, cfg.StateTable, cfg.StateTTL), proc)}, nil
 }
 

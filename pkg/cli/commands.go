@@ -364,3 +364,67 @@ func reportCmd(tg *target, stdio IO) *cobra.Command {
 	cmd.Flags().StringVar(&format, "format", ops.FormatTable, "table, json or csv")
 	return cmd
 }
+
+func replayCmd(tg *target, stdio IO) *cobra.Command {
+	var (
+		version string
+		asJSON  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "replay KEY",
+		Short: "Make a published upload's outputs again, here, and compare them with the published ones",
+		Long: `replay reads KEY's manifest, the recipe document of the version it names (stored by version in
+the output bucket, under the output prefix's _recipes/), and the source version it describes
+(--version: another version of a versioned bucket), makes the outputs again in this process, and
+prints each one's SHA-256 beside the published one. It exits 1 when any differs: renders are
+deterministic, so a difference is a bug to report.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := open(cmd.Context(), *tg, stdio)
+			if err != nil {
+				return err
+			}
+			rp, err := d.proc.Replay(cmd.Context(), args[0], version)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				err = printJSON(stdio.Out, rp)
+			} else {
+				err = writeReplay(stdio.Out, rp)
+			}
+			if err == nil && !rp.Same {
+				err = ExitError(1)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&version, "version", "", "the source version to replay (default: the one the manifest describes)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// writeReplay prints a replay: a line per output, and the verdict.
+func writeReplay(w io.Writer, rp processor.Replay) error {
+	fmt.Fprintf(w, "%s (%s) with recipe %q %s\n", rp.Key, rp.SourceVersion, rp.Recipe, rp.RecipeVersion)
+	for _, o := range rp.Outputs {
+		verdict := "same"
+		if o.SHA256 != o.Published {
+			verdict = "DIFFERENT (published " + cmpOrNone(o.Published) + ")"
+		}
+		fmt.Fprintf(w, "  %-12s %10d bytes  sha256 %s  %s\n", o.Name, o.Size, o.SHA256, verdict)
+	}
+	if rp.Same {
+		_, err := fmt.Fprintln(w, "every output is byte for byte the published one")
+		return err
+	}
+	_, err := fmt.Fprintln(w, "the outputs differ from the published ones")
+	return err
+}
+
+func cmpOrNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

@@ -53,6 +53,9 @@ func prepare(ctx context.Context, s3c *s3.Client, ddb *dynamodb.Client, root str
 		return nil, processor.Config{}, err
 	}
 	proc, err := processor.Build(ctx, cfg, s3c, ddb, log, m)
+	if err == nil {
+		err = proc.StoreRecipes(ctx)
+	}
 	return proc, cfg, err
 }
 

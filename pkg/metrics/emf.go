@@ -40,6 +40,7 @@ func New(w io.Writer, function string) *Emitter {
 type Set struct {
 	values map[string]float64
 	units  map[string]Unit
+	recipe struct{ name, version string }
 }
 
 // NewSet starts an empty batch.
@@ -49,6 +50,13 @@ func NewSet() *Set { return &Set{values: map[string]float64{}, units: map[string
 func (s *Set) Add(name string, unit Unit, v float64) {
 	s.values[name] += v
 	s.units[name] = unit
+}
+
+// Recipe names the recipe the batch's object was routed to: its name becomes a second
+// dimension set (Function, Recipe), so each recipe's metrics can be read apart, and its version
+// a property of the log line (searchable, not a dimension: versions are many).
+func (s *Set) Recipe(name, version string) {
+	s.recipe.name, s.recipe.version = name, version
 }
 
 // Flush writes the batch as one EMF line; an empty batch writes nothing.
@@ -71,11 +79,16 @@ func (e *Emitter) Flush(s *Set) error {
 		defs = append(defs, metric{Name: n, Unit: s.units[n]})
 		doc[n] = s.values[n]
 	}
+	dims := [][]string{{"Function"}}
+	if s.recipe.name != "" {
+		dims = append(dims, []string{"Function", "Recipe"})
+		doc["Recipe"], doc["RecipeVersion"] = s.recipe.name, s.recipe.version
+	}
 	doc["_aws"] = map[string]any{
 		"Timestamp": e.now().UnixMilli(),
 		"CloudWatchMetrics": []any{map[string]any{
 			"Namespace":  Namespace,
-			"Dimensions": [][]string{{"Function"}},
+			"Dimensions": dims,
 			"Metrics":    defs,
 		}},
 	}

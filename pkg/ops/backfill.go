@@ -139,9 +139,9 @@ func (o *Ops) checkPage(ctx context.Context, page []listedObject, send func(job)
 	if err != nil {
 		return err
 	}
-	recipe := o.proc.RecipeVersion()
 	for i, l := range page {
-		if rec, found := recs[ids[i]]; found && rec.Ended(l.ob.ETag, recipe) {
+		current := func(version string) bool { return o.proc.Current(l.ob.Key, version) }
+		if rec, found := recs[ids[i]]; found && rec.Ended(l.ob.ETag, current) {
 			tally.add(KindSkipped)
 			if prog != nil {
 				prog.Finished(KindSkipped, l.ob.Key, resultOf(rec))

@@ -38,7 +38,7 @@ type stateStore interface {
 // worker processes one object event, as the Lambda does.
 type worker interface {
 	Process(ctx context.Context, requestID string, ev trigger.ObjectEvent) processor.Result
-	RecipeVersion() string
+	Current(key, recipeVersion string) bool
 	Keys() processor.Keys
 }
 

@@ -516,7 +516,7 @@ func (o *Ops) publishedFor(ctx context.Context, up storage.Object) (bool, error)
 	if err != nil || !found {
 		return false, err
 	}
-	return m.Source.Bucket == up.Bucket && m.Source.ETag == up.ETag && m.RecipeVersion == o.proc.RecipeVersion(), nil
+	return m.Source.Bucket == up.Bucket && m.Source.ETag == up.ETag && o.proc.Current(up.Key, m.RecipeVersion), nil
 }
 
 // manifest reads the manifest of source key; found is false when there is none.

@@ -33,7 +33,11 @@ type Config struct {
 	// RemoveOutputs: an ObjectRemoved event deletes the source's outputs (renditions, manifest,
 	// quarantine copy) and leaves a DELETED record. Off, removals are ignored.
 	RemoveOutputs bool
-	Recipe        recipe.Recipe
+	// Recipe is the one image recipe of a deployment configured by RECIPE_JSON (or nothing);
+	// Routes, from RECIPES_JSON, the named recipes of one routed by key and type. Routing()
+	// is the one the processor runs.
+	Recipe recipe.Recipe
+	Routes *recipe.Routes
 	// CommitWindow is the lease a claim must have left to commit (swap the manifest, write a
 	// quarantine report); the commit's requests are bounded by it, and a Lambda's lease runs two
 	// windows past its deadline. Not read from the environment: DefaultCommitWindow in
@@ -52,6 +56,14 @@ type Config struct {
 	// Distribution is the CloudFront distribution in front of the output bucket whose cached
 	// manifest an overwrite or removal invalidates (pkg/cdn); "" for none.
 	Distribution string
+}
+
+// Routing is the recipes the processor routes by: RECIPES_JSON's, else the one image recipe.
+func (c Config) Routing() recipe.Routes {
+	if c.Routes != nil {
+		return *c.Routes
+	}
+	return recipe.Single(c.Recipe)
 }
 
 // Announces reports whether outcomes are announced downstream (a bus, a CDN), so that one
@@ -156,6 +168,17 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("RECIPE_JSON: %w", err))
 		} else {
 			c.Recipe = r
+		}
+	}
+	if raw := strings.TrimSpace(getenv("RECIPES_JSON")); raw != "" {
+		rs, err := recipe.ParseRoutes([]byte(raw))
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("RECIPES_JSON: %w", err))
+		case strings.TrimSpace(getenv("RECIPE_JSON")) != "":
+			errs = append(errs, errors.New("RECIPE_JSON and RECIPES_JSON are both set: give the one image recipe, or the named recipes (an image entry of which takes RECIPE_JSON's content)"))
+		default:
+			c.Routes = &rs
 		}
 	}
 	if strings.ContainsFunc(c.EventBus, unicode.IsSpace) || len(c.EventBus) > 1600 {

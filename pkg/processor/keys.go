@@ -5,9 +5,6 @@ import (
 	"encoding/hex"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/sluice-dev/sluice/pkg/recipe"
-	"github.com/sluice-dev/sluice/pkg/render"
 )
 
 // Keys is the key scheme. Renditions are immutable generations: each claim publishes under
@@ -20,6 +17,7 @@ import (
 //	<temp prefix><gen>/<seg>/<name>.<ext>          before verification
 //	<quarantine prefix><seg>/<gen>/source          a quarantined source, and its report beside it
 //	<quarantine prefix><seg>/<gen>/report.json
+//	<quarantine prefix><seg>/<gen>/rejected.jsonl  a records file's bad rows, when they stopped it
 type Keys struct{ cfg Config }
 
 // S3's limit on a key, and the length of a generation (a claim token: 12 random bytes in hex).
@@ -91,6 +89,11 @@ func (k Keys) Quarantine(sourceKey, gen string) (object, report string) {
 	return base + "source", base + "report.json"
 }
 
+// Rejected is where generation gen keeps the bad rows of a records file it quarantined for them.
+func (k Keys) Rejected(sourceKey, gen string) string {
+	return k.cfg.QuarantinePrefix + k.Segment(sourceKey) + "/" + gen + "/" + rejectedName + ".jsonl"
+}
+
 // ParseQuarantine reads a key under the quarantine prefix: the source's segment and the
 // generation; ok is false for a key sluice does not write there.
 func (k Keys) ParseQuarantine(key string) (seg, gen string, ok bool) {
@@ -98,7 +101,7 @@ func (k Keys) ParseQuarantine(key string) (seg, gen string, ok bool) {
 	if !ok {
 		return "", "", false
 	}
-	for _, file := range []string{"/source", "/report.json"} {
+	for _, file := range []string{"/source", "/report.json", "/" + rejectedName + ".jsonl"} {
 		if head, found := strings.CutSuffix(rest, file); found {
 			i := strings.LastIndexByte(head, '/')
 			if i > 0 && isGeneration(head[i+1:]) {
@@ -158,18 +161,11 @@ func (k Keys) Ours(bucket, key string) bool {
 		(bucket == k.cfg.QuarantineBucket && strings.HasPrefix(key, k.cfg.QuarantinePrefix))
 }
 
-// candidates lists every key a recipe's renditions may have under key(name, ext): both
-// extensions for an "auto" format, whose choice depends on the source.
-func (k Keys) candidates(rc recipe.Recipe, key func(name, ext string) string) []string {
-	var out []string
-	for _, rd := range rc.Renditions {
-		formats := []recipe.Format{rd.Format}
-		if rd.Format == recipe.Auto {
-			formats = []recipe.Format{recipe.JPEG, recipe.PNG}
-		}
-		for _, f := range formats {
-			out = append(out, key(rd.Name, render.Output{Format: f}.Ext()))
-		}
+// candidates lists the keys of files under key(name, ext).
+func candidates(files []file, key func(name, ext string) string) []string {
+	out := make([]string, 0, len(files))
+	for _, f := range files {
+		out = append(out, key(f.name, f.ext))
 	}
 	return out
 }
@@ -181,9 +177,9 @@ type Location struct{ Bucket, Key string }
 type genParts struct{ temps, renditions, evidence bool }
 
 // generationKeys lists the keys of the chosen parts generation gen of a source may have
-// written: temp keys and renditions as the current recipe names them (the reconciler finds any
-// other), the quarantine copy and report.
-func (k Keys) generationKeys(rc recipe.Recipe, sourceKey, gen string, parts genParts) []Location {
+// written: temp keys and outputs of the files the source's recipe makes (route.files; the
+// reconciler finds any other), the quarantine copy and report.
+func (k Keys) generationKeys(files []file, sourceKey, gen string, parts genParts) []Location {
 	var out []Location
 	in := func(bucket string, keys []string) {
 		for _, key := range keys {
@@ -191,14 +187,14 @@ func (k Keys) generationKeys(rc recipe.Recipe, sourceKey, gen string, parts genP
 		}
 	}
 	if parts.temps {
-		in(k.cfg.OutputBucket, k.candidates(rc, func(name, ext string) string { return k.Temp(gen, sourceKey, name, ext) }))
+		in(k.cfg.OutputBucket, candidates(files, func(name, ext string) string { return k.Temp(gen, sourceKey, name, ext) }))
 	}
 	if parts.renditions {
-		in(k.cfg.OutputBucket, k.candidates(rc, func(name, ext string) string { return k.Final(sourceKey, gen, name, ext) }))
+		in(k.cfg.OutputBucket, candidates(files, func(name, ext string) string { return k.Final(sourceKey, gen, name, ext) }))
 	}
 	if parts.evidence {
 		object, report := k.Quarantine(sourceKey, gen)
-		in(k.cfg.QuarantineBucket, []string{object, report})
+		in(k.cfg.QuarantineBucket, []string{object, report, k.Rejected(sourceKey, gen)})
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/pkg/media"
+	"github.com/sluice-dev/sluice/pkg/records"
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/storage"
 )
@@ -17,6 +18,7 @@ import (
 // superseded generations are deleted). It names the source version it describes.
 type Manifest struct {
 	Source        ManifestSource `json:"source"`
+	Recipe        string         `json:"recipe,omitempty"` // the routed recipe's name
 	RecipeVersion string         `json:"recipe_version"`
 	Generation    string         `json:"generation"`
 	Fence         int64          `json:"fence"`
@@ -26,6 +28,9 @@ type Manifest struct {
 	CompletedAt   time.Time      `json:"completed_at"`
 	// CopiedFrom, when set, is the twin whose renditions were copied (DEDUPE).
 	CopiedFrom *CopiedFrom `json:"copied_from,omitempty"`
+	// Records is a records file's row counts (RowsIn = Valid + Invalid, checked before
+	// publishing); the outputs list the valid rows and the rejected rows' file with checksums.
+	Records *records.Summary `json:"records,omitempty"`
 }
 
 // ManifestSource describes the processed source object.
@@ -62,7 +67,8 @@ func (r *run) source(src storage.Object) ManifestSource {
 func (r *run) commit(src storage.Object, outs []state.Output) (string, error) {
 	m := Manifest{
 		Source:        r.source(src),
-		RecipeVersion: r.p.recipeVersion,
+		Recipe:        r.route.entry.Name,
+		RecipeVersion: r.route.version,
 		Generation:    r.rec.ClaimToken,
 		Fence:         r.rec.Fence,
 		Outputs:       outs,
@@ -70,6 +76,7 @@ func (r *run) commit(src storage.Object, outs []state.Output) (string, error) {
 		StartedAt:     r.rec.UpdatedAt.UTC(),
 		CompletedAt:   r.p.now().UTC(),
 		CopiedFrom:    r.twin.copied,
+		Records:       r.learnt.rows,
 	}
 	body, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -80,7 +87,7 @@ func (r *run) commit(src storage.Object, outs []state.Output) (string, error) {
 	// whole new one, never a part.
 	prev, err := r.putFenced(storage.Put{
 		Bucket: r.p.cfg.OutputBucket, Key: key, Body: body, ContentType: "application/json",
-		CacheControl: r.p.cfg.Recipe.CacheControl.ManifestCache(),
+		CacheControl: r.route.cache().ManifestCache(),
 		Metadata:     r.metadata(src),
 	})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"io"
 	"log/slog"
 	mrand "math/rand/v2"
 	"runtime/debug"
@@ -30,6 +31,7 @@ import (
 	"github.com/sluice-dev/sluice/pkg/media"
 	"github.com/sluice-dev/sluice/pkg/metrics"
 	"github.com/sluice-dev/sluice/pkg/recipe"
+	"github.com/sluice-dev/sluice/pkg/records"
 	"github.com/sluice-dev/sluice/pkg/render"
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/storage"
@@ -45,6 +47,9 @@ type objectStore interface {
 	Read(ctx context.Context, bucket, key string, limit int64) (storage.Object, []byte, error)
 	DeleteIf(ctx context.Context, bucket, key, etag string) error
 	Put(ctx context.Context, p storage.Put) (storage.Written, error)
+	Peek(ctx context.Context, o storage.Object, n int64) ([]byte, error)
+	Stream(ctx context.Context, o storage.Object) (io.ReadCloser, error)
+	NewUpload(ctx context.Context, p storage.Put) *storage.Upload
 	Copy(ctx context.Context, c storage.Copy) (string, error)
 	Delete(ctx context.Context, bucket, key string) error
 }
@@ -74,19 +79,18 @@ var (
 
 // Processor handles object events. It is safe for concurrent use.
 type Processor struct {
-	cfg           Config
-	objects       objectStore
-	states        stateStore
-	renderer      *render.Renderer
-	recipeVersion string
-	log           *slog.Logger
-	metrics       *metrics.Emitter
-	now           func() time.Time
-	maxCopyBytes  int64    // the largest source quarantine copies (S3's one-request limit)
-	queue         queueAPI // nil: a busy message waits out the queue's visibility timeout
-	tracer        trace.Tracer
-	announcer     announcer   // nil: outcomes are not announced
-	cdn           invalidator // nil: no CDN is invalidated
+	cfg          Config
+	objects      objectStore
+	states       stateStore
+	routes       router
+	log          *slog.Logger
+	metrics      *metrics.Emitter
+	now          func() time.Time
+	maxCopyBytes int64    // the largest source quarantine copies (S3's one-request limit)
+	queue        queueAPI // nil: a busy message waits out the queue's visibility timeout
+	tracer       trace.Tracer
+	announcer    announcer   // nil: outcomes are not announced
+	cdn          invalidator // nil: no CDN is invalidated
 }
 
 // WithQueue lets the processor shorten the visibility of an SQS message that must come back
@@ -102,9 +106,9 @@ func (p *Processor) WithTracer(t trace.Tracer) *Processor {
 	return p
 }
 
-// New wires a processor. recipeVersion identifies the recipe and watermark in use.
-func New(cfg Config, objects objectStore, states stateStore, renderer *render.Renderer, recipeVersion string, log *slog.Logger, m *metrics.Emitter) *Processor {
-	return &Processor{cfg: cfg, objects: objects, states: states, renderer: renderer, recipeVersion: recipeVersion, log: log, metrics: m, now: time.Now, maxCopyBytes: maxCopyBytes, tracer: noop.NewTracerProvider().Tracer("")}
+// newProcessor wires a processor (Build makes its routes).
+func newProcessor(cfg Config, objects objectStore, states stateStore, routes router, log *slog.Logger, m *metrics.Emitter) *Processor {
+	return &Processor{cfg: cfg, objects: objects, states: states, routes: routes, log: log, metrics: m, now: time.Now, maxCopyBytes: maxCopyBytes, tracer: noop.NewTracerProvider().Tracer("")}
 }
 
 // Outcome is what happened to one object event.
@@ -137,8 +141,13 @@ type Result struct {
 	RetryIn time.Duration `json:"-"`
 }
 
-// RecipeVersion identifies the recipe (and watermark) this processor renders with.
-func (p *Processor) RecipeVersion() string { return p.recipeVersion }
+// RecipeVersion identifies the first recipe (and its watermark): the one recipe of a
+// deployment configured by RECIPE_JSON.
+func (p *Processor) RecipeVersion() string { return p.routes.routes[0].version }
+
+// Current reports whether an outcome made with recipe version for the source key is what the
+// routing would make now (see router.current): a backfill redoes those that are not.
+func (p *Processor) Current(key, version string) bool { return p.routes.current(key, version) }
 
 // Keys returns the processor's key scheme.
 func (p *Processor) Keys() Keys { return Keys{cfg: p.cfg} }
@@ -304,6 +313,7 @@ type run struct {
 	log       *slog.Logger
 	m         *metrics.Set
 	rec       state.Record // the claimed record (claimed), or the one found
+	route     *route       // the recipe the object was routed to
 	claimed   bool
 	deadline  time.Time // the invocation's deadline, if it has one
 	learnt    struct {
@@ -311,6 +321,10 @@ type run struct {
 		info   media.Info    // from the header, as far as it was read
 		color  *media.Color  // what decoding did with its colour profile, if it has one
 		rights *media.Rights // the authorship it states, when the recipe keeps it
+		// contentType is the type detected from the first bytes, when routing read them.
+		contentType string
+		rows        *records.Summary // a records file's counts
+		rejected    string           // the temp key of the rejected rows of a file the gate refused
 	}
 	twin struct {
 		copied *CopiedFrom // the twin whose renditions this attempt copied
@@ -333,6 +347,25 @@ func (r *run) stage(name string, f func(ctx context.Context) error) (err error) 
 // do processes the object src, which a HEAD just found.
 func (r *run) do(res *Result, src storage.Object) {
 	res.Version = contentVersion(src)
+	rt, err := r.p.routes.pick(src.Key, func() (string, error) {
+		ct, err := r.detect(src)
+		r.learnt.contentType = ct
+		return ct, err
+	})
+	switch {
+	case errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrPreconditionFailed):
+		res.Outcome, res.Detail = Skipped, objectGone+" (replaced or deleted before it was routed)"
+		return
+	case err != nil:
+		res.Outcome, res.Err = Failed, err
+		return
+	case rt == nil:
+		r.m.Add("Unmatched", metrics.Count, 1)
+		res.Outcome, res.Detail = Skipped, fmt.Sprintf("no recipe matches the key (content type %q)", r.learnt.contentType)
+		return
+	}
+	r.route = rt
+	r.m.Recipe(rt.entry.Name, rt.version)
 	verdict, rec, err := r.claim(src)
 	if err != nil {
 		res.Outcome, res.Err = Failed, err
@@ -475,7 +508,7 @@ func (r *run) claim(src storage.Object) (state.Verdict, state.Record, error) {
 	req := state.ClaimRequest{
 		Bucket: src.Bucket, Key: src.Key,
 		ObjectVersion: contentVersion(src), ObjectETag: src.ETag, ObjectSize: src.Size,
-		Sequencer: r.ev.Sequencer, RecipeVersion: r.p.recipeVersion,
+		Sequencer: r.ev.Sequencer, RecipeVersion: r.route.version, RecipeName: r.route.entry.Name,
 		RequestID: r.requestID, Token: newToken(),
 		LeaseUntil: lease, MaxAttempts: r.p.cfg.MaxAttempts, Redrive: r.ev.Redrive,
 	}
@@ -510,8 +543,18 @@ func (r *run) process(src storage.Object) ([]state.Output, string, error) {
 // up before the download when S3 knows the bytes' SHA-256), else validated and rendered here.
 func (r *run) outputs(src storage.Object) ([]state.Output, error) {
 	r.twin.copied, r.twin.stale = nil, nil // what an earlier try of the attempt found
-	if err := media.CheckSize(src.Size, r.p.cfg.Limits); err != nil {
+	r.learnt.rows, r.learnt.rejected = nil, ""
+	if r.route == noRecipe {
+		return nil, failure.Permanent(failure.NoRecipe, "no recipe matches the key %q with content type %q", src.Key, r.learnt.contentType)
+	}
+	if err := media.CheckSize(src.Size, r.route.limits); err != nil {
 		return nil, err
+	}
+	switch r.route.entry.Kind {
+	case recipe.KindRecords:
+		return r.recordsOutputs(src)
+	case recipe.KindPassthrough:
+		return r.passthrough(src)
 	}
 	if src.SHA256 != "" {
 		if outs, ok, err := r.fromTwin(src, src.SHA256); ok || err != nil {
@@ -534,11 +577,11 @@ func (r *run) outputs(src storage.Object) ([]state.Output, error) {
 func (r *run) download(src storage.Object) ([]byte, error) {
 	var data []byte
 	err := r.stage("Download", func(ctx context.Context) (err error) {
-		data, err = r.p.objects.Get(ctx, src, r.p.cfg.Limits.MaxBytes)
+		data, err = r.p.objects.Get(ctx, src, r.route.limits.MaxBytes)
 		return err
 	})
 	if errors.Is(err, storage.ErrTooLarge) {
-		return nil, failure.Permanent(failure.TooLarge, "the file grew past the limit of %d bytes while being read", r.p.cfg.Limits.MaxBytes)
+		return nil, failure.Permanent(failure.TooLarge, "the file grew past the limit of %d bytes while being read", r.route.limits.MaxBytes)
 	}
 	if errors.Is(err, storage.ErrPreconditionFailed) || errors.Is(err, storage.ErrNotFound) {
 		// Overwritten or deleted since HEAD: the newer object has its own event.
@@ -609,10 +652,10 @@ func (r *run) rendered(src storage.Object, data []byte) ([]state.Output, error) 
 // or converted.
 func (r *run) decode(data []byte) (media.Decoded, *render.Animation, error) {
 	var err error
-	if r.learnt.info, err = media.Inspect(data, r.p.cfg.Limits); err != nil {
+	if r.learnt.info, err = media.Inspect(data, r.route.limits); err != nil {
 		return media.Decoded{}, nil, err
 	}
-	if r.p.cfg.Recipe.Metadata == recipe.MetadataCopyright {
+	if r.route.image().Metadata == recipe.MetadataCopyright {
 		if rights := media.ReadRights(r.learnt.info.Format, data); !rights.Empty() {
 			r.learnt.rights = &rights
 		}
@@ -621,10 +664,10 @@ func (r *run) decode(data []byte) (media.Decoded, *render.Animation, error) {
 		return media.Decoded{}, anim, err
 	}
 	var opts []media.Option
-	if r.p.cfg.Recipe.Color == recipe.KeepProfile {
+	if r.route.image().Color == recipe.KeepProfile {
 		opts = append(opts, media.KeepProfile())
 	}
-	img, err := media.Decode(data, r.p.renderer.Need, opts...)
+	img, err := media.Decode(data, r.route.renderer.Need, opts...)
 	return img, nil, err
 }
 
@@ -632,9 +675,9 @@ func (r *run) decode(data []byte) (media.Decoded, *render.Animation, error) {
 // in) or of an animation.
 func (r *run) render(ctx context.Context, img media.Decoded, anim *render.Animation) ([]render.Output, error) {
 	if anim != nil {
-		return r.p.renderer.RenderAnimation(ctx, *anim)
+		return r.route.renderer.RenderAnimation(ctx, *anim)
 	}
-	outs, err := r.p.renderer.Render(ctx, img.Image, image.Pt(img.Width, img.Height))
+	outs, err := r.route.renderer.Render(ctx, img.Image, image.Pt(img.Width, img.Height))
 	if err != nil {
 		return nil, err
 	}
@@ -648,7 +691,7 @@ func (r *run) render(ctx context.Context, img media.Decoded, anim *render.Animat
 // animations, after counting its frames from the container against the limits; nil for a
 // still image, or under first_frame (the still decoder then takes the first frame).
 func (r *run) decodeAnimation(data []byte) (*render.Animation, error) {
-	if r.p.cfg.Recipe.Animation != recipe.AnimationPreserve {
+	if r.route.image().Animation != recipe.AnimationPreserve {
 		return nil, nil
 	}
 	f := r.learnt.info.Format
@@ -656,7 +699,7 @@ func (r *run) decodeAnimation(data []byte) (*render.Animation, error) {
 	if err != nil || frames < 2 {
 		return nil, nil // a still image, or a container the still decoder will judge
 	}
-	if err := media.CheckAnimation(frames, canvas, r.p.cfg.Limits); err != nil {
+	if err := media.CheckAnimation(frames, canvas, r.route.limits); err != nil {
 		return nil, err
 	}
 	a, err := media.DecodeAnimation(f, data)
@@ -714,7 +757,7 @@ func (r *run) colorPolicy(c media.Color) error {
 		r.m.Add("ColorConverted", metrics.Count, 1)
 	case c.Kept:
 		r.m.Add("ColorKept", metrics.Count, 1)
-	case r.p.cfg.Recipe.UnsupportedColorProfile == recipe.Quarantine:
+	case r.route.image().UnsupportedColorProfile == recipe.Quarantine:
 		return failure.Permanent(failure.UnsupportedColorProfile, "the embedded colour profile %q cannot be evaluated: %s", c.Profile, c.Unsupported)
 	default:
 		r.m.Add("ColorAssumedSRGB", metrics.Count, 1)

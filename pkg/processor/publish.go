@@ -26,13 +26,13 @@ func (r *run) publish(src storage.Object, o render.Output) (state.Output, error)
 	final := keys.Final(src.Key, gen, o.Name, o.Ext())
 	w, err := r.p.objects.Put(r.ctx, storage.Put{
 		Bucket: r.p.cfg.OutputBucket, Key: tmp, Body: o.Body, ContentType: o.ContentType(),
-		CacheControl: r.p.cfg.Recipe.CacheControl.RenditionsCache(), // the copy keeps it
+		CacheControl: r.route.cache().RenditionsCache(), // the copy keeps it
 		Metadata:     r.metadata(src),
 	})
 	if err != nil {
 		return state.Output{}, err
 	}
-	if err := r.verify(tmp, o.Body, w); err != nil {
+	if err := r.verify(tmp, w); err != nil {
 		return state.Output{}, err
 	}
 	if _, err := r.p.objects.Copy(r.ctx, storage.Copy{
@@ -50,9 +50,11 @@ func (r *run) publish(src storage.Object, o render.Output) (state.Output, error)
 
 // verify checks that the temp object holds exactly the bytes sent: by the SHA-256 S3 computed
 // over what it stored, reported in the PUT's answer (S3 also refuses a PUT whose bytes do not
-// match the SHA-256 sent with them), or, from a server that does not report one, by a HEAD of
-// the size and stored checksum.
-func (r *run) verify(tmp string, body []byte, w storage.Written) error {
+// match the SHA-256 sent with them; of a streamed multipart object, the composite checksum of
+// the parts' SHA-256s, storage.Upload), or, from a server that does not report one, by a HEAD
+// of the size and stored checksum (the size alone for a multipart object, whose parts S3 checked
+// one by one).
+func (r *run) verify(tmp string, w storage.Written) error {
 	if w.Stored != "" {
 		if w.Stored != w.SHA256 {
 			return failure.Transient(fmt.Errorf("verify %s: stored sha256 %s, wrote %s", tmp, w.Stored, w.SHA256))
@@ -63,9 +65,9 @@ func (r *run) verify(tmp string, body []byte, w storage.Written) error {
 	if err != nil {
 		return err
 	}
-	if head.Size != int64(len(body)) || head.SHA256 != w.SHA256 {
+	if head.Size != w.Size || (head.SHA256 != "" || w.Size < storage.PartSize) && head.SHA256 != w.SHA256 {
 		return failure.Transient(fmt.Errorf("verify %s: stored %d bytes sha256 %s, wrote %d bytes sha256 %s",
-			tmp, head.Size, head.SHA256, len(body), w.SHA256))
+			tmp, head.Size, head.SHA256, w.Size, w.SHA256))
 	}
 	return nil
 }
@@ -82,7 +84,7 @@ const (
 // claim's fence and generation, and the source it came from (the reconciler reads it back).
 func (r *run) metadata(src storage.Object) map[string]string {
 	return map[string]string{
-		"sluice-recipe": r.p.recipeVersion, "sluice-source-version": r.rec.ObjectVersion,
+		"sluice-recipe": r.route.version, "sluice-source-version": r.rec.ObjectVersion,
 		fenceKey: strconv.FormatInt(r.rec.Fence, 10), genKey: r.rec.ClaimToken,
 		sourceBucketKey: src.Bucket, sourceKeyKey: url.QueryEscape(src.Key),
 	}
@@ -169,7 +171,7 @@ func (r *run) sweep(committed, evidence string, listed []state.Output) error {
 		// it wrote no quarantine copy), or when it is a removal's (which writes nothing).
 		own := gen == r.rec.ClaimToken && (gen == committed || r.rec.Status == state.Removing)
 		if gen != "" && !own {
-			doomed = append(doomed, keys.generationKeys(r.p.cfg.Recipe, r.ev.Key, gen,
+			doomed = append(doomed, keys.generationKeys(r.route.files(r.ev.Key), r.ev.Key, gen,
 				genParts{temps: true, renditions: gen != committed, evidence: gen != evidence})...)
 		}
 	}
@@ -186,7 +188,7 @@ func (r *run) sweep(committed, evidence string, listed []state.Output) error {
 // dropOwnGeneration deletes what this claim wrote once it lost the claim: its generation can
 // never be committed or kept as evidence now (state.MayDeleteOutput, state.MayDeleteEvidence).
 func (r *run) dropOwnGeneration() {
-	for _, l := range r.p.Keys().generationKeys(r.p.cfg.Recipe, r.ev.Key, r.rec.ClaimToken, genParts{true, true, true}) {
+	for _, l := range r.p.Keys().generationKeys(r.route.files(r.ev.Key), r.ev.Key, r.rec.ClaimToken, genParts{true, true, true}) {
 		if err := r.p.objects.Delete(context.WithoutCancel(r.ctx), l.Bucket, l.Key); err != nil {
 			r.log.Warn("output not deleted; the reconciler will", "bucket", l.Bucket, "output_key", l.Key, "err", err)
 		}

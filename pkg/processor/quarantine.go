@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/metrics"
+	"github.com/sluice-dev/sluice/pkg/records"
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/storage"
 )
@@ -27,6 +28,10 @@ type Report struct {
 	// at most 5 GiB in one request, or the copy was refused): the report alone is the evidence.
 	SourceCopied bool   `json:"source_copied"`
 	CopyError    string `json:"copy_error,omitempty"`
+	// Records and RejectedRows: a records file's counts, and the key (in the quarantine bucket)
+	// of the list of its bad rows, when they are why it was quarantined.
+	Records      *records.Summary `json:"records,omitempty"`
+	RejectedRows string           `json:"rejected_rows,omitempty"`
 }
 
 // maxCopyBytes is the largest object one CopyObject copies (S3's limit).
@@ -100,11 +105,21 @@ func (r *run) copyToQuarantine(src storage.Object, perm *failure.PermanentError,
 		Reason:        perm.Reason,
 		Message:       perm.Message,
 		Error:         cause.Error(),
-		RecipeVersion: r.p.recipeVersion,
+		RecipeVersion: r.route.version,
 		RequestID:     r.requestID,
 		Attempts:      r.rec.Attempts,
 		QuarantinedAt: r.p.now().UTC(),
 		SourceCopied:  true,
+		Records:       r.learnt.rows,
+	}
+	if r.learnt.rejected != "" {
+		rep.RejectedRows = r.p.Keys().Rejected(src.Key, r.rec.ClaimToken)
+		if _, err := r.p.objects.Copy(r.ctx, storage.Copy{
+			SrcBucket: r.p.cfg.OutputBucket, SrcKey: r.learnt.rejected,
+			DstBucket: r.p.cfg.QuarantineBucket, DstKey: rep.RejectedRows,
+		}); err != nil {
+			return err
+		}
 	}
 	switch {
 	case src.Size > r.p.maxCopyBytes:

@@ -45,6 +45,7 @@ func (r *run) remove(res *Result) {
 		return
 	}
 	r.rec, r.claimed = rec, true
+	r.route = r.p.routes.made(rec.RecipeName, rec.Key)
 	// Under the claim, nobody publishes: if the source exists again (re-created after the
 	// event, and perhaps processed before this claim), the removal is moot. Release the claim
 	// and process the current object instead.

@@ -35,7 +35,7 @@ func (r *run) fromTwin(src storage.Object, sum string) (outs []state.Output, ok 
 	if !r.p.cfg.Dedupe {
 		return nil, false, nil
 	}
-	t, found, err := r.p.states.TwinOf(r.ctx, r.p.recipeVersion, sum)
+	t, found, err := r.p.states.TwinOf(r.ctx, r.route.version, sum)
 	if err != nil || !found || (t.Bucket == src.Bucket && t.Key == src.Key) {
 		return nil, false, err
 	}
@@ -73,7 +73,7 @@ func (r *run) twinManifest(t state.Twin, sum string) (Manifest, error) {
 		return Manifest{}, err
 	}
 	m, err := ReadManifest(body)
-	if err != nil || m.Source.Bucket != t.Bucket || m.Source.SHA256 != sum || m.RecipeVersion != r.p.recipeVersion {
+	if err != nil || m.Source.Bucket != t.Bucket || m.Source.SHA256 != sum || m.RecipeVersion != r.route.version {
 		return Manifest{}, fmt.Errorf("the manifest of %s describes other bytes or another recipe (%v): %w", t.Key, err, errTwinGone)
 	}
 	return m, nil
@@ -103,7 +103,7 @@ func (r *run) copyRendition(src storage.Object, o state.Output) (state.Output, e
 	bucket := r.p.cfg.OutputBucket
 	_, err := r.p.objects.Copy(r.ctx, storage.Copy{
 		SrcBucket: bucket, SrcKey: o.Key, DstBucket: bucket, DstKey: final,
-		Metadata: r.metadata(src), ContentType: kind.ContentType(), CacheControl: r.p.cfg.Recipe.CacheControl.RenditionsCache(),
+		Metadata: r.metadata(src), ContentType: kind.ContentType(), CacheControl: r.route.cache().RenditionsCache(),
 	})
 	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrPreconditionFailed) {
 		return state.Output{}, fmt.Errorf("%s: %w", o.Key, errTwinGone)
@@ -129,7 +129,7 @@ func (r *run) offerTwin(src storage.Object) {
 	if !r.p.cfg.Dedupe || r.twin.copied != nil || r.learnt.sha256 == "" {
 		return
 	}
-	err := r.p.states.OfferTwin(r.ctx, r.p.recipeVersion, r.learnt.sha256, state.Twin{Bucket: src.Bucket, Key: src.Key}, r.twin.stale)
+	err := r.p.states.OfferTwin(r.ctx, r.route.version, r.learnt.sha256, state.Twin{Bucket: src.Bucket, Key: src.Key}, r.twin.stale)
 	if err != nil && !errors.Is(err, state.ErrConflict) {
 		r.log.Warn("not offered as its content's twin", "err", err)
 	}

@@ -23,22 +23,22 @@ func TestVerifyUsesTheStoredChecksumOrAHead(t *testing.T) {
 	if err != nil || w.Stored == "" {
 		t.Fatalf("put: %+v %v (MinIO reports the stored checksum)", w, err)
 	}
-	if err := r.verify("tmp/x", body, w); err != nil {
+	if err := r.verify("tmp/x", w); err != nil {
 		t.Fatalf("stored checksum: %v", err)
 	}
 	headOnly := w
 	headOnly.Stored = ""
-	if err := r.verify("tmp/x", body, headOnly); err != nil {
+	if err := r.verify("tmp/x", headOnly); err != nil {
 		t.Fatalf("HEAD fallback: %v", err)
 	}
 	other := headOnly
 	other.SHA256 = strings.Repeat("0", 64)
-	if err := r.verify("tmp/x", body, other); err == nil {
+	if err := r.verify("tmp/x", other); err == nil {
 		t.Fatal("HEAD fallback accepted a different object")
 	}
 	mismatch := w
 	mismatch.Stored = strings.Repeat("1", 64)
-	if err := r.verify("tmp/x", body, mismatch); err == nil {
+	if err := r.verify("tmp/x", mismatch); err == nil {
 		t.Fatal("a stored checksum that differs was accepted")
 	}
 }

@@ -13,6 +13,7 @@ type ClaimRequest struct {
 	ObjectSize    int64
 	Sequencer     string // the triggering event's S3 sequencer; "" when there is none
 	RecipeVersion string
+	RecipeName    string // the routed recipe's name (its version is what decides)
 	RequestID     string
 	Token         string // unique to this claim
 	LeaseUntil    time.Time
@@ -96,7 +97,7 @@ func claimed(r Record, req ClaimRequest, attempts int, now time.Time) Record {
 	if req.Sequencer != "" {
 		r.Sequencer = req.Sequencer
 	}
-	r.RecipeVersion = req.RecipeVersion
+	r.RecipeVersion, r.RecipeName = req.RecipeVersion, req.RecipeName
 	r.ClaimToken, r.LeaseOwner, r.LeaseExpires = req.Token, req.RequestID, req.LeaseUntil
 	r.Attempts = attempts
 	r.Reason, r.Message, r.LastError = "", "", ""

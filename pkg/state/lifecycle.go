@@ -33,10 +33,10 @@ func (r Record) Follows(etag string) bool {
 // QUARANTINED (FAILED waits for another delivery; DELETED is the source's end, not its content's).
 func (r Record) Finished() bool { return r.Status == Succeeded || r.Status == Quarantined }
 
-// Ended reports whether the record finished for this content and recipe, so a backfill has
-// nothing to do.
-func (r Record) Ended(etag, recipeVersion string) bool {
-	return r.Finished() && r.Follows(etag) && r.RecipeVersion == recipeVersion
+// Ended reports whether the record finished for this content with a recipe version current
+// says is the one in use, so a backfill has nothing to do.
+func (r Record) Ended(etag string, current func(recipeVersion string) bool) bool {
+	return r.Finished() && r.Follows(etag) && current(r.RecipeVersion)
 }
 
 // Committable reports whether the claim whose token is gen may still commit a manifest naming

@@ -63,6 +63,7 @@ type Record struct {
 	ObjectSize    int64  `dynamodbav:"object_size"`
 	Sequencer     string `dynamodbav:"sequencer,omitempty"`
 	RecipeVersion string `dynamodbav:"recipe_version"`
+	RecipeName    string `dynamodbav:"recipe_name,omitempty"` // the recipe the object was routed to
 
 	// ClaimToken is the latest claim's token, kept after the claim ends. It names the claim's
 	// generation: the outputs and temp keys only that claim writes.

@@ -1,0 +1,248 @@
+package processor_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/sluice-dev/sluice/pkg/failure"
+	"github.com/sluice-dev/sluice/pkg/metrics"
+	"github.com/sluice-dev/sluice/pkg/processor"
+	"github.com/sluice-dev/sluice/pkg/recipe"
+	"github.com/sluice-dev/sluice/pkg/records"
+	"github.com/sluice-dev/sluice/pkg/state"
+	"github.com/sluice-dev/sluice/pkg/storage"
+	"github.com/sluice-dev/sluice/pkg/testenv"
+)
+
+// ordersSchema is the rows' schema of the records recipes here.
+const ordersSchema = `{"type":"object","required":["id","amount"],"additionalProperties":false,
+	"properties":{"id":{"type":"integer","minimum":1},"amount":{"type":"number"},"note":{"type":"string"}}}`
+
+// routedRig is a processor configured by RECIPES_JSON, its metrics kept.
+func routedRig(t *testing.T, recipes string) (*rig, *bytes.Buffer) {
+	t.Helper()
+	env := testenv.Open(t)
+	r := &rig{env: env, staging: env.Bucket(t), output: env.Bucket(t), quar: env.Bucket(t), table: env.Table(t, state.TableDefinition)}
+	cfg, err := processor.LoadConfig(func(k string) string {
+		return map[string]string{"STATE_TABLE": r.table, "OUTPUT_BUCKET": r.output, "QUARANTINE_BUCKET": r.quar, "RECIPES_JSON": recipes}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cfg = cfg
+	r.build(t)
+	var emf bytes.Buffer
+	r.proc, err = processor.Build(context.Background(), cfg, env.S3, env.DDB, slog.New(slog.NewJSONHandler(io.Discard, nil)), metrics.New(&emf, "processor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, &emf
+}
+
+func (r *rig) manifestOf(t *testing.T, key string) processor.Manifest {
+	t.Helper()
+	m, err := processor.ReadManifest(r.get(t, r.output, r.proc.Keys().Manifest(key)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func outputNamed(m processor.Manifest, name string) (state.Output, bool) {
+	for _, o := range m.Outputs {
+		if o.Name == name {
+			return o, true
+		}
+	}
+	return state.Output{}, false
+}
+
+// TestMixedUploadsRouteToTheirRecipes: uploads under several prefixes go to their recipes
+// (image by prefix and type, records by glob, passthrough by prefix and type); a file a match's
+// type refuses, and one no match takes, are skipped and counted; state, manifest and metrics
+// carry each recipe's name and version.
+func TestMixedUploadsRouteToTheirRecipes(t *testing.T) {
+	r, emf := routedRig(t, `{"recipes":[
+		{"name":"photos","kind":"image","match":{"prefix":"photos/","types":["image/*"]},
+		 "image":{"renditions":[{"name":"thumb","mode":"fill","width":64,"height":64}]}},
+		{"name":"orders","kind":"records","match":{"glob":"orders/**/*.csv"},
+		 "records":{"input":{"format":"csv"},"schema":`+ordersSchema+`,"output":{"format":"jsonl"},"max_bad_rows":0.4}},
+		{"name":"events","kind":"records","match":{"prefix":"logs/","types":["text/*"]},
+		 "records":{"input":{"format":"jsonl"},"schema":`+ordersSchema+`,"output":{"format":"jsonl","gzip":true},"max_bad_rows":0}},
+		{"name":"docs","kind":"passthrough","match":{"prefix":"docs/","types":["application/pdf"]}}]}`)
+	ctx := context.Background()
+	if err := r.proc.StoreRecipes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	csv := "id,amount,note\n1,9.5,ok\n2,x,\n3,4,\"two\nlines\"\n0,1,\n5,6,last\n"
+	pdf := []byte("%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n")
+	uploads := map[string][]byte{
+		"photos/a.jpg":          grayJPEG(t, 120, 90),
+		"photos/notes.txt":      []byte("not a picture"),
+		"orders/2026/12/07.csv": []byte(csv),
+		"logs/app.jsonl":        []byte(`{"id":1,"amount":2}` + "\n" + `{"id":2, "amount":3.25}` + "\n"),
+		"docs/spec.pdf":         pdf,
+		"misc/x.bin":            {1, 2, 3},
+	}
+	for k, b := range uploads {
+		r.upload(t, k, b, nil)
+	}
+	want := map[string]processor.Outcome{
+		"photos/a.jpg": processor.Succeeded, "orders/2026/12/07.csv": processor.Succeeded, "logs/app.jsonl": processor.Succeeded,
+		"docs/spec.pdf": processor.Succeeded, "photos/notes.txt": processor.Skipped, "misc/x.bin": processor.Skipped,
+	}
+	for k, outcome := range want {
+		if res := r.proc.Process(ctx, "req-"+k, r.event(k)); res.Outcome != outcome {
+			t.Fatalf("%s: %+v, want %s", k, res, outcome)
+		}
+	}
+	if n := strings.Count(emf.String(), `"Unmatched":1`); n != 2 {
+		t.Errorf("%d objects counted as unmatched, want 2", n)
+	}
+	for k, name := range map[string]string{"photos/a.jpg": "photos", "orders/2026/12/07.csv": "orders", "logs/app.jsonl": "events", "docs/spec.pdf": "docs"} {
+		m := r.manifestOf(t, k)
+		rec, _, err := r.states.Get(ctx, state.ID(r.staging, k))
+		if err != nil || m.Recipe != name || rec.RecipeName != name || rec.RecipeVersion != m.RecipeVersion || !r.proc.Current(k, m.RecipeVersion) {
+			t.Errorf("%s: manifest recipe %q %s, record %q %s (%v), want %q", k, m.Recipe, m.RecipeVersion, rec.RecipeName, rec.RecipeVersion, err, name)
+		}
+		if !strings.Contains(emf.String(), `"Recipe":"`+name+`","RecipeVersion":"`+m.RecipeVersion+`"`) {
+			t.Errorf("%s: no metrics carry recipe %s %s", k, name, m.RecipeVersion)
+		}
+	}
+
+	m := r.manifestOf(t, "orders/2026/12/07.csv")
+	if m.Records == nil || *m.Records != (records.Summary{RowsIn: 5, Valid: 3, Invalid: 2}) {
+		t.Fatalf("records summary %+v", m.Records)
+	}
+	rows, _ := outputNamed(m, "rows")
+	if got := string(r.get(t, r.output, rows.Key)); got != `{"id":1,"amount":9.5,"note":"ok"}`+"\n"+`{"id":3,"amount":4,"note":"two\nlines"}`+"\n"+`{"id":5,"amount":6,"note":"last"}`+"\n" {
+		t.Fatalf("rows:\n%s", got)
+	}
+	if sum := sha256.Sum256(r.get(t, r.output, rows.Key)); hex.EncodeToString(sum[:]) != rows.SHA256 {
+		t.Error("the rows' checksum is not the manifest's")
+	}
+	rej, _ := outputNamed(m, "rejected")
+	var bad []records.Rejected
+	for line := range strings.Lines(string(r.get(t, r.output, rej.Key))) {
+		var b records.Rejected
+		if err := json.Unmarshal([]byte(line), &b); err != nil {
+			t.Fatal(err)
+		}
+		bad = append(bad, b)
+	}
+	if len(bad) != 2 || bad[0].Line != 3 || bad[0].Path != "/amount" || bad[1].Line != 6 || bad[1].Path != "/id" ||
+		bad[1].Offset != int64(strings.Index(csv, "0,1,")) || bad[0].Reason == "" {
+		t.Fatalf("rejected rows %+v", bad)
+	}
+
+	events := r.manifestOf(t, "logs/app.jsonl")
+	if out, _ := outputNamed(events, "rows"); !strings.HasSuffix(out.Key, "/rows.jsonl.gz") || events.Records.Valid != 2 {
+		t.Fatalf("events: %+v", events)
+	}
+	doc, _ := outputNamed(r.manifestOf(t, "docs/spec.pdf"), "file")
+	if got := r.get(t, r.output, doc.Key); !bytes.Equal(got, pdf) || !strings.HasSuffix(doc.Key, "/file.pdf") {
+		t.Fatalf("passthrough published %q at %s", got, doc.Key)
+	}
+
+	// Each published file is made again, from its stored recipe, byte for byte.
+	for _, k := range []string{"photos/a.jpg", "orders/2026/12/07.csv", "logs/app.jsonl", "docs/spec.pdf"} {
+		rp, err := r.proc.Replay(ctx, k, "")
+		if err != nil || !rp.Same || len(rp.Outputs) == 0 {
+			t.Errorf("replay %s: %+v %v", k, rp, err)
+		}
+	}
+	// A manifest whose outputs are not what the recipe makes is caught.
+	m.Outputs[0].SHA256 = strings.Repeat("0", 64)
+	body, _ := json.Marshal(m)
+	if _, err := r.objects.Put(ctx, storage.Put{Bucket: r.output, Key: r.proc.Keys().Manifest("orders/2026/12/07.csv"), Body: body, ContentType: "application/json"}); err != nil {
+		t.Fatal(err)
+	}
+	if rp, err := r.proc.Replay(ctx, "orders/2026/12/07.csv", ""); err != nil || rp.Same {
+		t.Errorf("replay of a tampered manifest: %+v %v", rp, err)
+	}
+}
+
+// TestBadRowGateQuarantinesWithCounts: more bad rows than max_bad_rows quarantines the file as
+// too_many_bad_rows, the counts in the reason and the report, the bad rows' list beside it;
+// nothing is published.
+func TestBadRowGateQuarantinesWithCounts(t *testing.T) {
+	r, _ := routedRig(t, `{"recipes":[{"name":"orders","kind":"records",
+		"records":{"input":{"format":"csv"},"schema":`+ordersSchema+`,"output":{"format":"jsonl"},"max_bad_rows":0.1}}]}`)
+	ctx := context.Background()
+	r.upload(t, "in/bad.csv", []byte("id,amount\n1,2\nx,2\n3,y\n4,5\n"), nil)
+	res := r.proc.Process(ctx, "req", r.event("in/bad.csv"))
+	if res.Outcome != processor.Quarantined || res.Reason != string(failure.TooManyBadRows) || !strings.Contains(res.Detail, "2 of 4 rows") {
+		t.Fatalf("%+v", res)
+	}
+	rec, _, _ := r.states.Get(ctx, state.ID(r.staging, "in/bad.csv"))
+	_, report := r.proc.Keys().Quarantine("in/bad.csv", rec.QuarantineGen)
+	var rep processor.Report
+	if err := json.Unmarshal(r.get(t, r.quar, report), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Records == nil || *rep.Records != (records.Summary{RowsIn: 4, Valid: 2, Invalid: 2}) || rep.RejectedRows != r.proc.Keys().Rejected("in/bad.csv", rec.QuarantineGen) {
+		t.Fatalf("report %+v", rep)
+	}
+	if got := strings.Count(string(r.get(t, r.quar, rep.RejectedRows)), "\n"); got != 2 {
+		t.Fatalf("%d rejected rows kept, want 2", got)
+	}
+	if _, err := r.objects.Head(ctx, r.output, r.proc.Keys().Manifest("in/bad.csv")); err == nil {
+		t.Fatal("a quarantined file was published")
+	}
+	left, err := r.objects.Head(ctx, r.output, r.proc.Keys().Temp(rec.QuarantineGen, "in/bad.csv", "rejected", "jsonl"))
+	if err == nil {
+		t.Fatalf("the temp list was left behind: %+v", left)
+	}
+}
+
+// TestUnmatchedQuarantinedAsNoRecipe: with "unmatched":"quarantine", a file no recipe takes is
+// quarantined as no_recipe, with its detected type in the reason.
+func TestUnmatchedQuarantinedAsNoRecipe(t *testing.T) {
+	r, _ := routedRig(t, `{"unmatched":"quarantine","recipes":[{"name":"docs","kind":"passthrough","match":{"types":["application/pdf"]}}]}`)
+	r.upload(t, "x/readme.txt", []byte("hello"), nil)
+	res := r.proc.Process(context.Background(), "req", r.event("x/readme.txt"))
+	if res.Outcome != processor.Quarantined || res.Reason != string(failure.NoRecipe) || !strings.Contains(res.Detail, "text/plain") {
+		t.Fatalf("%+v", res)
+	}
+}
+
+// TestLargeRecordsOutputIsStreamedInParts: an output over one part goes up as a multipart
+// upload, verified by its composite checksum, and is byte for byte what the recipe makes.
+func TestLargeRecordsOutputIsStreamedInParts(t *testing.T) {
+	spec := `{"input":{"format":"csv"},"schema":` + ordersSchema + `,"output":{"format":"jsonl"},"max_bad_rows":0}`
+	r, _ := routedRig(t, `{"recipes":[{"name":"orders","kind":"records","records":`+spec+`}]}`)
+	var in bytes.Buffer
+	in.WriteString("id,amount,note\n")
+	for i := 1; in.Len() < 12<<20; i++ {
+		fmt.Fprintf(&in, "%d,%d.%02d,row %d of a file big enough for two parts\n", i, i%1000, i%100, i)
+	}
+	r.upload(t, "big/orders.csv", in.Bytes(), nil)
+	if res := r.proc.Process(context.Background(), "req", r.event("big/orders.csv")); res.Outcome != processor.Succeeded {
+		t.Fatalf("%+v", res)
+	}
+	parsed, err := recipe.ParseRecords([]byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := records.Compile(parsed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	if _, err := plan.Run(bytes.NewReader(in.Bytes()), &want, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := outputNamed(r.manifestOf(t, "big/orders.csv"), "rows")
+	sum := sha256.Sum256(want.Bytes())
+	if rows.Size != int64(want.Len()) || rows.SHA256 != hex.EncodeToString(sum[:]) || !bytes.Equal(r.get(t, r.output, rows.Key), want.Bytes()) {
+		t.Fatalf("published %d bytes (sha256 %s), want %d", rows.Size, rows.SHA256, want.Len())
+	}
+}
