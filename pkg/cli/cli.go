@@ -55,7 +55,7 @@ func NewRoot(stdio IO) *cobra.Command {
 	var tg target
 	root := &cobra.Command{
 		Use:   "sluice",
-		Short: "Operate sluice: backfill, status, reconcile, redrive, report, replay, events; run the local stack",
+		Short: "Operate sluice: backfill, status, reconcile, redrive, report, replay, canary, events; run the local stack",
 		Long: `sluice operates a sluice deployment (or the local stack, with --local).
 
 It reads the processor's configuration from the environment, as the Lambda does (STATE_TABLE,
@@ -76,7 +76,7 @@ stop one with Ctrl-C (what was started finishes) and run it again to resume.`,
 	pf.StringVar(&tg.quarantine, "quarantine-bucket", os.Getenv("QUARANTINE_BUCKET"), "the quarantine bucket (env QUARANTINE_BUCKET)")
 
 	root.AddCommand(backfillCmd(&tg, stdio), statusCmd(&tg, stdio), reconcileCmd(&tg, stdio),
-		redriveCmd(&tg, stdio), reportCmd(&tg, stdio), replayCmd(&tg, stdio), eventsCmd(&tg, stdio), localCmd(stdio), invokeCmd(stdio), demoCmd(stdio))
+		redriveCmd(&tg, stdio), reportCmd(&tg, stdio), replayCmd(&tg, stdio), canaryCmd(&tg, stdio), eventsCmd(&tg, stdio), localCmd(stdio), invokeCmd(stdio), demoCmd(stdio))
 	return root
 }
 

@@ -428,3 +428,78 @@ func cmpOrNone(s string) string {
 	}
 	return s
 }
+
+func canaryCmd(tg *target, stdio IO) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "canary",
+		Short: "Compare a recipe's canary with its baseline, or print the configuration that promotes it",
+	}
+	var asJSON bool
+	report := &cobra.Command{
+		Use:   "report NAME",
+		Short: "Outcomes, quarantine reasons, time and output bytes of each version recipe NAME made",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := open(cmd.Context(), *tg, stdio)
+			if err != nil {
+				return err
+			}
+			baseline, canary, ok := d.proc.Canary(args[0])
+			if !ok {
+				return fmt.Errorf("no recipe named %q", args[0])
+			}
+			vs, err := d.ops.RecipeReport(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(stdio.Out, vs)
+			}
+			return writeRecipeReport(stdio.Out, vs, baseline, canary)
+		},
+	}
+	report.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	promote := &cobra.Command{
+		Use:   "promote NAME",
+		Short: "Print RECIPES_JSON with recipe NAME's canary made its settings",
+		Long: `promote prints the routing configuration with the canary of recipe NAME made the recipe's own
+settings. Deploy it (sam deploy --parameter-overrides RecipesJSON='...'); then "sluice backfill"
+reprocesses the files the old version made, and leaves those the canary made (its version is now
+the recipe's).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := open(cmd.Context(), *tg, stdio)
+			if err != nil {
+				return err
+			}
+			rs, err := d.proc.Promoted(args[0])
+			if err != nil {
+				return err
+			}
+			return printJSON(stdio.Out, rs)
+		},
+	}
+	cmd.AddCommand(report, promote)
+	return cmd
+}
+
+// writeRecipeReport prints a line per version, marking the baseline and the canary.
+func writeRecipeReport(w io.Writer, vs []ops.VersionReport, baseline, canary string) error {
+	for _, v := range vs {
+		role := "older"
+		switch v.Version {
+		case baseline:
+			role = "baseline"
+		case canary:
+			role = "canary"
+		}
+		var reasons []string
+		for _, r := range v.TopReasons {
+			reasons = append(reasons, fmt.Sprintf("%s %d", r.Reason, r.Count))
+		}
+		fmt.Fprintf(w, "%-8s %s  %d records, %.1f%% succeeded, p50 %d ms, p95 %d ms, %d output bytes; quarantined: %s\n",
+			role, v.Version, v.Records, 100*v.SuccessRate, v.P50MS, v.P95MS, v.OutputBytes, cmpOrNone(strings.Join(reasons, ", ")))
+	}
+	_, err := fmt.Fprintf(w, "baseline %s, canary %s\n", baseline, cmpOrNone(canary))
+	return err
+}

@@ -172,3 +172,40 @@ func (r Report) rows() [][]string {
 		[]string{"duration p50 ms", strconv.FormatInt(r.P50MS, 10)},
 		[]string{"duration p95 ms", strconv.FormatInt(r.P95MS, 10)})
 }
+
+// VersionReport is the report of what one version of a recipe made.
+type VersionReport struct {
+	Version string `json:"recipe_version"`
+	Report
+	OutputBytes int64 `json:"output_bytes"` // the published outputs' bytes
+}
+
+// recipeReportFields are the attributes a recipe report reads of each record.
+var recipeReportFields = []string{"status", "reason", "duration_ms", "recipe_name", "recipe_version", "outputs"}
+
+// RecipeReport summarises, version by version (a canary beside its baseline), the records the
+// recipe name made, in one scan; memory grows with the versions, not the records.
+func (o *Ops) RecipeReport(ctx context.Context, name string) ([]VersionReport, error) {
+	builders := map[string]*reportBuilder{}
+	bytes := map[string]int64{}
+	err := o.states.Scan(ctx, state.Read{Fields: recipeReportFields, Segments: o.Segments}, func(r state.Record) error {
+		if r.RecipeName != name {
+			return nil
+		}
+		b := builders[r.RecipeVersion]
+		if b == nil {
+			b = &reportBuilder{}
+			builders[r.RecipeVersion] = b
+		}
+		b.add(r)
+		for _, out := range r.Outputs {
+			bytes[r.RecipeVersion] += out.Size
+		}
+		return nil
+	})
+	out := make([]VersionReport, 0, len(builders))
+	for _, v := range slices.Sorted(maps.Keys(builders)) {
+		out = append(out, VersionReport{Version: v, Report: builders[v].report(), OutputBytes: bytes[v]})
+	}
+	return out, err
+}

@@ -33,8 +33,17 @@ func (k Keys) RecipeDoc(version string) string {
 // writer's stays; a version names its content, so any writer's is the same). The Lambda does it
 // at cold start, before it processes anything.
 func (p *Processor) StoreRecipes(ctx context.Context) error {
+	var all []*route
 	for _, rt := range p.routes.routes {
-		body, err := json.MarshalIndent(RecipeDoc{Version: rt.version, Entry: rt.entry}, "", "  ")
+		all = append(all, rt)
+		if rt.canary != nil {
+			all = append(all, rt.canary)
+		}
+	}
+	for _, rt := range all {
+		e := rt.entry
+		e.Canary = nil // the document is what made the outputs of its version
+		body, err := json.MarshalIndent(RecipeDoc{Version: rt.version, Entry: e}, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -47,6 +56,34 @@ func (p *Processor) StoreRecipes(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Canary tells the versions of the recipe name: its own (baseline) and its canary's ("" when it
+// has none); ok is false when no recipe has that name.
+func (p *Processor) Canary(name string) (baseline, canary string, ok bool) {
+	for _, rt := range p.routes.routes {
+		if rt.entry.Name == name {
+			if rt.canary != nil {
+				canary = rt.canary.version
+			}
+			return rt.version, canary, true
+		}
+	}
+	return "", "", false
+}
+
+// Promoted is the routing configuration with the canary of recipe name made its settings (for
+// RECIPES_JSON: deploy it, and a backfill reprocesses the files the baseline made).
+func (p *Processor) Promoted(name string) (recipe.Routes, error) {
+	rs := p.cfg.Routing()
+	rs.Recipes = slices.Clone(rs.Recipes)
+	for i, e := range rs.Recipes {
+		if e.Name == name && e.Canary != nil {
+			rs.Recipes[i] = e.Promoted()
+			return rs, nil
+		}
+	}
+	return recipe.Routes{}, fmt.Errorf("no recipe %q with a canary", name)
 }
 
 // Replayed is what a replay made of one published output.

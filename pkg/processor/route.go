@@ -21,6 +21,15 @@ type route struct {
 	limits   media.Limits     // MaxBytes is the entry's own
 	renderer *render.Renderer // image
 	plan     *records.Plan    // records
+	canary   *route           // the canary's settings, for the keys it picks
+}
+
+// take is the route a file at key takes: the canary's when the recipe has one that picks key.
+func (rt *route) take(key string) *route {
+	if rt.canary != nil && rt.entry.Canary.Picks(key) {
+		return rt.canary
+	}
+	return rt
 }
 
 // image is the route's image recipe (the zero recipe for another kind).
@@ -70,7 +79,7 @@ func (rt router) pick(key string, detect func() (string, error)) (*route, error)
 			known = true
 		}
 		if m.MatchesType(ct) {
-			return r, nil
+			return r.take(key), nil
 		}
 	}
 	if rt.unmatched == recipe.UnmatchedQuarantine {
@@ -87,7 +96,7 @@ func (rt router) current(key, version string) bool {
 		if !r.entry.Match.MatchesKey(key) {
 			continue
 		}
-		if r.version == version {
+		if r.take(key).version == version {
 			return true
 		}
 		if len(r.entry.Match.Types) == 0 {
@@ -103,12 +112,12 @@ func (rt router) current(key, version string) bool {
 func (rt router) made(name, key string) *route {
 	for _, r := range rt.routes {
 		if r.entry.Name == name {
-			return r
+			return r.take(key)
 		}
 	}
 	for _, r := range rt.routes {
 		if name == "" && r.entry.Match.MatchesKey(key) {
-			return r
+			return r.take(key)
 		}
 	}
 	return noRecipe

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/metrics"
+	"github.com/sluice-dev/sluice/pkg/ops"
 	"github.com/sluice-dev/sluice/pkg/processor"
 	"github.com/sluice-dev/sluice/pkg/recipe"
 	"github.com/sluice-dev/sluice/pkg/records"
@@ -244,5 +245,72 @@ func TestLargeRecordsOutputIsStreamedInParts(t *testing.T) {
 	sum := sha256.Sum256(want.Bytes())
 	if rows.Size != int64(want.Len()) || rows.SHA256 != hex.EncodeToString(sum[:]) || !bytes.Equal(r.get(t, r.output, rows.Key), want.Bytes()) {
 		t.Fatalf("published %d bytes (sha256 %s), want %d", rows.Size, rows.SHA256, want.Len())
+	}
+}
+
+// TestCanaryPicksTheSameKeysOnEveryRun: a canary at 10 % renders the keys its stable hash picks
+// with its version, the rest with the baseline's, the same on a second processor (a second run);
+// a canary output replays from its stored recipe; the recipe report counts each version apart.
+func TestCanaryPicksTheSameKeysOnEveryRun(t *testing.T) {
+	const recipes = `{"recipes":[{"name":"photos","kind":"image",
+		"image":{"renditions":[{"name":"thumb","mode":"fill","width":32,"height":32,"format":"jpeg"}]},
+		"canary":{"percent":10,"image":{"renditions":[{"name":"thumb","mode":"fill","width":32,"height":32,"format":"jpeg","quality":95}]}}}]}`
+	r, _ := routedRig(t, recipes)
+	ctx := context.Background()
+	if err := r.proc.StoreRecipes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	baseline, canary, ok := r.proc.Canary("photos")
+	if !ok || canary == "" || canary == baseline {
+		t.Fatalf("versions %s %s %v", baseline, canary, ok)
+	}
+	img := grayJPEG(t, 40, 40)
+	first := map[string]string{}
+	picked := 0
+	for i := range 60 {
+		k := fmt.Sprintf("in/%02d.jpg", i)
+		r.upload(t, k, img, nil)
+		if res := r.proc.Process(ctx, "req", r.event(k)); res.Outcome != processor.Succeeded {
+			t.Fatalf("%s: %+v", k, res)
+		}
+		first[k] = r.manifestOf(t, k).RecipeVersion
+		if first[k] == canary {
+			picked++
+		}
+		if want := (recipe.Canary{Percent: 10}).Picks(k); (first[k] == canary) != want || !r.proc.Current(k, first[k]) {
+			t.Errorf("%s made with %s; picked %v", k, first[k], want)
+		}
+	}
+	if picked == 0 || picked > 15 {
+		t.Fatalf("the canary took %d of 60", picked)
+	}
+	again, _ := routedRig(t, recipes)
+	for k, v := range first {
+		again.upload(t, k, img, nil)
+		if res := again.proc.Process(ctx, "req", again.event(k)); res.Outcome != processor.Succeeded || again.manifestOf(t, k).RecipeVersion != v {
+			t.Errorf("%s: a second run made it with %s, the first with %s", k, again.manifestOf(t, k).RecipeVersion, v)
+		}
+	}
+	for k, v := range first {
+		if v == canary {
+			if rp, err := r.proc.Replay(ctx, k, ""); err != nil || !rp.Same || rp.RecipeVersion != canary {
+				t.Errorf("replay of canary output %s: %+v %v", k, rp, err)
+			}
+			break
+		}
+	}
+	vs, err := ops.New(r.cfg, r.objects, r.states, r.proc).RecipeReport(ctx, "photos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, v := range vs {
+		counts[v.Version] = v.Records
+		if v.OutputBytes == 0 {
+			t.Errorf("version %s: no output bytes", v.Version)
+		}
+	}
+	if len(vs) != 2 || counts[canary] != picked || counts[baseline] != 60-picked {
+		t.Fatalf("report %+v, want %d canary and %d baseline", vs, picked, 60-picked)
 	}
 }

@@ -51,7 +51,7 @@ func Build(ctx context.Context, cfg Config, s3c *s3.Client, ddb *dynamodb.Client
 		if err != nil {
 			return nil, fmt.Errorf("recipes[%d] %q: %w", i, e.Name, err)
 		}
-		log.Info("recipe ready", "recipe", e.Name, "kind", e.Kind, "recipe_version", rt.version)
+		log.Info("recipe ready", "recipe", e.Name, "kind", e.Kind, "recipe_version", rt.version, "canary", rt.canary != nil)
 		routes = append(routes, rt)
 	}
 	log.Info("processor ready", "recipes", len(routes), "output_bucket", cfg.OutputBucket, "state_table", cfg.StateTable)
@@ -77,6 +77,11 @@ func ready(ctx context.Context, cfg Config, objects getter, e recipe.Entry) (*ro
 		rt.version = e.Version()
 	default:
 		rt.version = e.Version()
+	}
+	if err == nil && e.Canary != nil {
+		if rt.canary, err = ready(ctx, cfg, objects, e.CanaryEntry()); err != nil {
+			err = fmt.Errorf("canary: %w", err)
+		}
 	}
 	return rt, err
 }

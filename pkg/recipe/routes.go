@@ -3,6 +3,7 @@ package recipe
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -51,6 +52,40 @@ type Entry struct {
 	Image       *Recipe      `json:"image,omitempty"`
 	Records     *Records     `json:"records,omitempty"`
 	Passthrough *Passthrough `json:"passthrough,omitempty"`
+	// Canary, when set, is a new version of the recipe tried on a share of the files first.
+	Canary *Canary `json:"canary,omitempty"`
+}
+
+// Canary is a recipe's candidate settings (of the same kind) and the share of files, picked by
+// a stable hash of their key, that get them.
+type Canary struct {
+	Percent     float64      `json:"percent"`
+	Image       *Recipe      `json:"image,omitempty"`
+	Records     *Records     `json:"records,omitempty"`
+	Passthrough *Passthrough `json:"passthrough,omitempty"`
+}
+
+// Picks reports whether key is among the canary's share: the first 8 bytes of the key's SHA-256,
+// as a number, modulo 10,000, below percent × 100. The same keys are picked on every run, on any
+// machine; raising the percentage only adds keys.
+func (c Canary) Picks(key string) bool {
+	sum := sha256.Sum256([]byte(key))
+	return float64(binary.BigEndian.Uint64(sum[:8])%10000) < c.Percent*100
+}
+
+// CanaryEntry is the entry as its canary makes it: the canary's settings in place of its own.
+func (e Entry) CanaryEntry() Entry {
+	c := *e.Canary
+	e.Image, e.Records, e.Passthrough, e.Canary = c.Image, c.Records, c.Passthrough, nil
+	return e
+}
+
+// Promoted is the entry with its canary's settings made its own, and no canary.
+func (e Entry) Promoted() Entry {
+	if e.Canary == nil {
+		return e
+	}
+	return e.CanaryEntry()
 }
 
 // Match selects files by key and by the content type detected from their first bytes; every
@@ -122,8 +157,14 @@ func quotedName(name string) string {
 func parseEntry(msg json.RawMessage) (Entry, error) {
 	var raw struct {
 		Entry
-		Image   json.RawMessage `json:"image"`
+		Image   json.RawMessage `json:"image"` // shadow Entry's: read through their parsers
 		Records json.RawMessage `json:"records"`
+		Canary  *struct {
+			Percent     float64         `json:"percent"`
+			Image       json.RawMessage `json:"image"`
+			Records     json.RawMessage `json:"records"`
+			Passthrough *Passthrough    `json:"passthrough"`
+		} `json:"canary"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(msg))
 	dec.DisallowUnknownFields()
@@ -131,21 +172,39 @@ func parseEntry(msg json.RawMessage) (Entry, error) {
 		return raw.Entry, err
 	}
 	e := raw.Entry
-	if len(raw.Image) > 0 {
-		r, err := Parse(raw.Image)
-		if err != nil {
-			return e, fmt.Errorf("image: %w", err)
-		}
-		e.Image = &r
+	var err error
+	if e.Image, e.Records, err = (specs{raw.Image, raw.Records}).parse(""); err != nil {
+		return e, err
 	}
-	if len(raw.Records) > 0 {
-		r, err := ParseRecords(raw.Records)
-		if err != nil {
-			return e, fmt.Errorf("records: %w", err)
+	if c := raw.Canary; c != nil {
+		e.Canary = &Canary{Percent: c.Percent, Passthrough: c.Passthrough}
+		if e.Canary.Image, e.Canary.Records, err = (specs{c.Image, c.Records}).parse("canary."); err != nil {
+			return e, err
 		}
-		e.Records = &r
 	}
 	return e, nil
+}
+
+// specs are an entry's (or its canary's) kind settings as given, read through Parse (so an
+// image recipe's defaults and checks are RECIPE_JSON's) and ParseRecords.
+type specs struct{ image, records json.RawMessage }
+
+func (s specs) parse(at string) (img *Recipe, rec *Records, err error) {
+	if len(s.image) > 0 {
+		r, err := Parse(s.image)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%simage: %w", at, err)
+		}
+		img = &r
+	}
+	if len(s.records) > 0 {
+		r, err := ParseRecords(s.records)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%srecords: %w", at, err)
+		}
+		rec = &r
+	}
+	return img, rec, nil
 }
 
 // Validate reports every problem of the routing, each naming its entry.
@@ -215,6 +274,16 @@ func (e Entry) Validate() error {
 	}
 	if e.Passthrough != nil && !headerValue.MatchString(e.Passthrough.CacheControl) {
 		bad("passthrough.cache_control", "%q: want at most 256 printable ASCII characters", e.Passthrough.CacheControl)
+	}
+	if c := e.Canary; c != nil {
+		if c.Percent <= 0 || c.Percent > 100 {
+			bad("canary.percent", "%g: want more than 0, at most 100", c.Percent)
+		}
+		if err := e.CanaryEntry().Validate(); err != nil {
+			bad("canary", "%w", err)
+		} else if e.CanaryEntry().Version() == e.Version() {
+			bad("canary", "its settings make the recipe's own version: nothing to try")
+		}
 	}
 	return errors.Join(errs...)
 }

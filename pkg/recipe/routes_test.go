@@ -60,3 +60,49 @@ func TestRoutesMatchAndVersion(t *testing.T) {
 		t.Error("a records version must follow its settings only")
 	}
 }
+
+// TestCanaryPicksAStableShare: the same keys on every run (the pick is a function of the key
+// alone), about the share asked for, and a larger share keeps every key a smaller one picked.
+func TestCanaryPicksAStableShare(t *testing.T) {
+	ten, twenty := Canary{Percent: 10}, Canary{Percent: 20}
+	n := 0
+	for i := range 20000 {
+		key := "uploads/" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + "/" + string(rune(i))
+		if ten.Picks(key) != ten.Picks(key) {
+			t.Fatal("two picks of one key differ")
+		}
+		if ten.Picks(key) {
+			n++
+			if !twenty.Picks(key) {
+				t.Fatalf("%q: picked at 10 %% but not at 20 %%", key)
+			}
+		}
+	}
+	if n < 1800 || n > 2200 {
+		t.Fatalf("10 %% picked %d of 20,000", n)
+	}
+	if !(Canary{Percent: 100}).Picks("any") || (Canary{Percent: 0.01}).Picks("uploads/a.jpg") && (Canary{Percent: 0.01}).Picks("uploads/b.jpg") {
+		t.Error("bounds")
+	}
+}
+
+func TestCanaryIsValidatedAndVersioned(t *testing.T) {
+	rs, err := ParseRoutes([]byte(`{"recipes":[{"name":"photos","kind":"image","image":{},
+		"canary":{"percent":10,"image":{"jpeg_quality":90}}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := rs.Recipes[0]
+	if e.CanaryEntry().Version() == e.Version() || e.Promoted().Version() != e.CanaryEntry().Version() || e.Promoted().Canary != nil {
+		t.Fatal("canary versions")
+	}
+	for doc, want := range map[string]string{
+		`{"recipes":[{"name":"p","kind":"image","image":{},"canary":{"percent":0,"image":{"jpeg_quality":90}}}]}`: "canary.percent",
+		`{"recipes":[{"name":"p","kind":"image","image":{},"canary":{"percent":5,"image":{}}}]}`:                  "nothing to try",
+		`{"recipes":[{"name":"p","kind":"image","image":{},"canary":{"percent":5,"image":{"jpeg_quality":0}}}]}`:  "canary.image: jpeg_quality",
+	} {
+		if _, err := ParseRoutes([]byte(doc)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", doc, err, want)
+		}
+	}
+}
