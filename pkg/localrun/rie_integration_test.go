@@ -456,7 +456,12 @@ func TestServePrintsEachOutcomesEvent(t *testing.T) {
 		}
 	}()
 	for !strings.Contains(out.String(), "serving:") {
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case err := <-done: // it stopped before serving: a build or setup failure
+			done <- nil
+			t.Fatalf("serve stopped before serving: %v\n%s", err, out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	var img bytes.Buffer
 	if err := jpeg.Encode(&img, image.NewGray(image.Rect(0, 0, 320, 240)), nil); err != nil {
