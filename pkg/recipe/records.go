@@ -21,6 +21,11 @@ type Records struct {
 	// quarantined (too_many_bad_rows) with the counts; at or below it the valid rows are
 	// published and the invalid ones listed in the rejected-rows file.
 	MaxBadRows float64 `json:"max_bad_rows"`
+	// CheckpointBytes is how much input a checkpoint covers (0: DefaultCheckpointBytes): after
+	// the row that crosses it, a gzipped output ends one gzip member and starts the next, and the
+	// processor records where it stands, so a stopped attempt resumes there. Member boundaries
+	// are part of the output's bytes, so this is part of the recipe.
+	CheckpointBytes int64 `json:"checkpoint_bytes,omitempty"`
 }
 
 // RecordsInput says how a records file is read.
@@ -39,8 +44,8 @@ type RecordsInput struct {
 
 // RecordsOutput says what the valid rows become.
 type RecordsOutput struct {
-	Format string `json:"format"` // OutputJSONL
-	Gzip   bool   `json:"gzip,omitempty"`
+	Format string `json:"format"`         // OutputJSONL or OutputParquet
+	Gzip   bool   `json:"gzip,omitempty"` // JSONL only (Parquet pages are Snappy-compressed)
 }
 
 // Records formats and encodings.
@@ -48,12 +53,16 @@ const (
 	InputCSV       = "csv"
 	InputJSONL     = "jsonl"
 	OutputJSONL    = "jsonl"
+	OutputParquet  = "parquet"
 	EncodingUTF8   = "utf-8"
 	EncodingLatin1 = "latin-1"
 )
 
 // DefaultMaxRowBytes bounds a row unless the recipe says otherwise.
 const DefaultMaxRowBytes = 1 << 20
+
+// DefaultCheckpointBytes is how much input a checkpoint covers unless the recipe says otherwise.
+const DefaultCheckpointBytes = 64 << 20
 
 // ParseRecords reads a records recipe; unknown fields are errors, and the schema is kept in its
 // compact form (its spacing makes no new version).
@@ -113,8 +122,14 @@ func (r Records) Validate() error {
 	if len(r.Schema) == 0 {
 		bad("schema", "want a JSON Schema for the rows")
 	}
-	if r.Output.Format != OutputJSONL {
-		bad("output.format", "%q: want jsonl", r.Output.Format)
+	switch {
+	case r.Output.Format != OutputJSONL && r.Output.Format != OutputParquet:
+		bad("output.format", "%q: want jsonl or parquet", r.Output.Format)
+	case r.Output.Format == OutputParquet && r.Output.Gzip:
+		bad("output.gzip", "for jsonl: Parquet compresses its own pages")
+	}
+	if r.CheckpointBytes != 0 && (r.CheckpointBytes < 4096 || r.CheckpointBytes > 1<<40) {
+		bad("checkpoint_bytes", "%d: want 0 (64 MiB) or 4096 to 1 TiB", r.CheckpointBytes)
 	}
 	if r.MaxBadRows < 0 || r.MaxBadRows > 1 {
 		bad("max_bad_rows", "%g: want a fraction from 0 to 1", r.MaxBadRows)

@@ -105,8 +105,9 @@ type Passthrough struct {
 }
 
 // DefaultStreamMaxBytes bounds the sources of the streamed kinds (records, passthrough) unless
-// the recipe says otherwise: S3's largest single-request copy, the publish step's last move.
-const DefaultStreamMaxBytes = 5 << 30
+// the recipe says otherwise: 50 GiB, whose JSONL (about one and a half times a CSV's size) stays
+// within the 78 GiB a streamed output holds (pkg/storage).
+const DefaultStreamMaxBytes = 50 << 30
 
 // DefaultName is the name of the one image recipe RECIPE_JSON (or nothing) configures.
 const DefaultName = "default"

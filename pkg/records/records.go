@@ -12,7 +12,6 @@ package records
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,9 +29,10 @@ import (
 
 // Plan is a compiled records recipe.
 type Plan struct {
-	spec   recipe.Records
-	schema *jsonschema.Schema
-	types  map[string][]string // top-level property → the JSON types its schema allows (CSV coercion)
+	spec    recipe.Records
+	schema  *jsonschema.Schema
+	types   map[string][]string // top-level property → the JSON types its schema allows (CSV coercion)
+	columns []parquetColumn     // Parquet output's
 }
 
 // Compile compiles the recipe's schema. A schema may not load other documents: a $ref to a
@@ -52,8 +52,17 @@ func Compile(spec recipe.Records) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema: %w", err)
 	}
-	return &Plan{spec: spec, schema: sch, types: propertyTypes(doc)}, nil
+	p := &Plan{spec: spec, schema: sch, types: propertyTypes(doc)}
+	if spec.Output.Format == recipe.OutputParquet {
+		if p.columns, err = parquetColumns(doc); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
+
+// Checkpoints reports whether a run can stop at a checkpoint and resume (not a Parquet one).
+func (p *Plan) Checkpoints() bool { return p.spec.Output.Format != recipe.OutputParquet }
 
 // propertyTypes reads the JSON types the schema's top-level properties declare.
 func propertyTypes(doc any) map[string][]string {
@@ -83,8 +92,8 @@ type Summary struct {
 }
 
 // Rejected is one line of the rejected-rows file: where the bad row is (its first line, from 1,
-// and the byte offset of its start in the decoded text) and why (the field's JSON pointer, ""
-// for the row as a whole, and the reason).
+// and the byte offset of its start in the file) and why (the field's JSON pointer, "" for the
+// row as a whole, and the reason).
 type Rejected struct {
 	Line   int64  `json:"line"`
 	Offset int64  `json:"offset"`
@@ -92,25 +101,42 @@ type Rejected struct {
 	Reason string `json:"reason"`
 }
 
-// Run reads in and writes each valid row to out (gzipped if the recipe says so) and each
-// invalid one to rejected, as JSONL. It returns the counts, or a permanent error for a fault of
-// the file as a whole; a write error comes back as it is.
+// Position is where a run stands in its input, at a row boundary: all that resuming there
+// needs besides the outputs written so far.
+type Position struct {
+	Offset int64    `json:"offset"`           // bytes of the file consumed: the next row starts here
+	Line   int64    `json:"line"`             // lines consumed
+	Header []string `json:"header,omitempty"` // a CSV file's header, read at its start
+	Sum    Summary  `json:"summary"`          // the rows judged so far
+}
+
+// Checkpoint receives each checkpoint's position, once every row before it has been written
+// (and a gzipped output's member ended); an error stops the run and is returned.
+type Checkpoint func(Position) error
+
+// Run reads in from its start and writes each valid row to out (gzipped if the recipe says so)
+// and each invalid one to rejected, as JSONL. It returns the counts, or a permanent error for a
+// fault of the file as a whole; a write error comes back as it is.
 func (p *Plan) Run(in io.Reader, out, rejected io.Writer) (Summary, error) {
-	var gz *gzip.Writer
-	if p.spec.Output.Gzip {
-		gz = gzip.NewWriter(out) // no name, no time: the same rows make the same bytes
-		out = gz
+	return p.Resume(in, Position{}, out, rejected, nil)
+}
+
+// Resume is Run from position at, in being the file from at.Offset on; cp, if set, is called at
+// every checkpoint. The outputs continue exactly as one run would have written them: a run
+// stopped at a checkpoint and resumed there, any number of times, writes the same bytes.
+func (p *Plan) Resume(in io.Reader, at Position, out, rejected io.Writer, cp Checkpoint) (Summary, error) {
+	if at.Offset > 0 && !p.Checkpoints() {
+		return at.Sum, errNoCheckpoints
 	}
-	s := &sink{plan: p, out: out, rejected: rejected}
-	latin1 := p.spec.Input.Encoding == recipe.EncodingLatin1
+	s := &sink{plan: p, out: p.newRowsOut(out), rejected: rejected, sum: at.Sum, last: at.Offset, cp: cp}
 	var err error
 	if p.spec.Input.Format == recipe.InputCSV {
-		err = p.readCSV(newGuard(in, p.maxRow(), latin1), s)
+		err = p.readCSV(newGuard(in, at.Offset, p.maxRow(), true), s, at)
 	} else {
-		err = p.readJSONL(newGuard(in, 0, latin1), s)
+		err = p.readJSONL(newGuard(in, at.Offset, 0, false), s, at)
 	}
-	if err == nil && gz != nil {
-		err = gz.Close()
+	if err == nil {
+		err = s.out.close()
 	}
 	if err != nil {
 		return s.sum, err
@@ -123,6 +149,13 @@ func (p *Plan) maxRow() int {
 		return p.spec.Input.MaxRowBytes
 	}
 	return recipe.DefaultMaxRowBytes
+}
+
+func (p *Plan) every() int64 {
+	if p.spec.CheckpointBytes > 0 {
+		return p.spec.CheckpointBytes
+	}
+	return recipe.DefaultCheckpointBytes
 }
 
 // gate checks the counts: every row read was written to one side, and no more were invalid
@@ -141,10 +174,31 @@ func (p *Plan) gate(s Summary) error {
 // sink receives the rows as they are judged.
 type sink struct {
 	plan     *Plan
-	out      io.Writer
+	out      rowsOut
 	rejected io.Writer
 	sum      Summary
-	buf      bytes.Buffer
+	json     jsonWriter // a CSV row's JSON
+	last     int64      // the offset of the last checkpoint
+	cp       Checkpoint
+}
+
+// boundary is called after each row with the position after it: past a checkpoint's worth of
+// input since the last one, a gzipped output ends its member and the checkpoint is taken.
+// Where they fall is a function of the input alone, so a resumed run meets the same ones.
+func (s *sink) boundary(offset int64, at func() Position) error {
+	if offset-s.last < s.plan.every() {
+		return nil
+	}
+	s.last = offset
+	switch err := s.out.checkpoint(); {
+	case errors.Is(err, errNoCheckpoints):
+		return nil
+	case err != nil:
+		return err
+	case s.cp == nil:
+		return nil
+	}
+	return s.cp(at())
 }
 
 // row validates one row (its value as decoded, and its JSON form as written) and writes it to
@@ -155,12 +209,15 @@ func (s *sink) row(line, offset int64, v any, encoded []byte) error {
 		path, reason := explain(err)
 		return s.reject(line, offset, path, reason)
 	}
+	if err := s.out.write(v, encoded); err != nil {
+		var uf *unfitError
+		if errors.As(err, &uf) {
+			return s.reject(line, offset, uf.path, uf.reason)
+		}
+		return err
+	}
 	s.sum.Valid++
-	s.buf.Reset()
-	s.buf.Write(encoded)
-	s.buf.WriteByte('\n')
-	_, err := s.out.Write(s.buf.Bytes())
-	return err
+	return nil
 }
 
 // unreadable counts a row that could not be read as a row (a CSV quoting error, a JSONL line
@@ -218,7 +275,9 @@ func pointer(loc []string) string {
 	var b strings.Builder
 	for _, s := range loc {
 		b.WriteByte('/')
-		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(s))
+		b.WriteString(pointerEscape.Replace(s))
 	}
 	return b.String()
 }
+
+var pointerEscape = strings.NewReplacer("~", "~0", "/", "~1")
