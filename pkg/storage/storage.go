@@ -44,6 +44,8 @@ type s3API interface {
 	UploadPart(ctx context.Context, in *s3.UploadPartInput, optFns ...func(*s3.Options)) (*s3.UploadPartOutput, error)
 	CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
 	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+	ListParts(ctx context.Context, in *s3.ListPartsInput, optFns ...func(*s3.Options)) (*s3.ListPartsOutput, error)
+	UploadPartCopy(ctx context.Context, in *s3.UploadPartCopyInput, optFns ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error)
 }
 
 // Store talks to S3.
@@ -129,6 +131,17 @@ func (s *Store) Get(ctx context.Context, o Object, limit int64) ([]byte, error) 
 // caller reads and closes it.
 func (s *Store) Stream(ctx context.Context, o Object) (io.ReadCloser, error) {
 	return s.stream(ctx, o, "")
+}
+
+// StreamFrom is Stream from byte offset on (an offset at the end gives no bytes).
+func (s *Store) StreamFrom(ctx context.Context, o Object, offset int64) (io.ReadCloser, error) {
+	switch {
+	case offset <= 0:
+		return s.stream(ctx, o, "")
+	case offset >= o.Size:
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	return s.stream(ctx, o, fmt.Sprintf("bytes=%d-", offset))
 }
 
 // Peek reads the first n bytes (fewer for a shorter object) of the object as a previous Head

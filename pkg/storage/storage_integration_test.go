@@ -182,3 +182,89 @@ func TestStreamedUploadChecksItsParts(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamedUploadResumesFromACheckpoint: an upload checkpointed mid-part, that went on to
+// send another part and then died, is resumed by another Upload from the checkpoint: the part
+// sent after it is sent again, the pending bytes come back from their key, and the object is
+// the bytes written, its composite checksum verified.
+func TestStreamedUploadResumesFromACheckpoint(t *testing.T) {
+	env := testenv.Open(t)
+	bucket := env.Bucket(t)
+	st := storage.New(env.S3)
+	ctx := context.Background()
+	body := make([]byte, 3*storage.PartSize+777)
+	for i := range body {
+		body[i] = byte(i*31/7 + i>>13)
+	}
+	p := storage.Put{Bucket: bucket, Key: "up/resumed", ContentType: "application/x-ndjson"}
+	cut := storage.PartSize + storage.PartSize/2
+	first := st.NewUpload(ctx, p)
+	if _, err := first.Write(body[:cut]); err != nil {
+		t.Fatal(err)
+	}
+	state, err := first.Checkpoint("up/resumed.pending")
+	if err != nil || state.Parts != 1 || state.Pending == "" || state.Size != int64(cut) {
+		t.Fatalf("checkpoint %+v %v", state, err)
+	}
+	if _, err := first.Write(body[cut : 2*storage.PartSize+10]); err != nil { // sends part 2, then dies
+		t.Fatal(err)
+	}
+	second, err := st.ResumeUpload(ctx, p, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := second.Write(body[cut:]); err != nil {
+		t.Fatal(err)
+	}
+	w, err := second.Close()
+	want := fmt.Sprintf("%x", sha256.Sum256(body))
+	if err != nil || w.SHA256 != want || w.Stored != want || w.Size != int64(len(body)) {
+		t.Fatalf("close %+v %v, want sha256 %s", w, err, want)
+	}
+	if got := getBody(t, env, bucket, "up/resumed"); string(got) != string(body) {
+		t.Fatal("the resumed object differs from the bytes written")
+	}
+	// An upload that no longer exists cannot be resumed.
+	if _, err := st.ResumeUpload(ctx, p, state); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("resume of a completed upload: %v", err)
+	}
+}
+
+// TestCopyLargeCopiesInParts: an object over the one-request copy limit is copied range by
+// range, with the metadata, type and cache control given (a multipart copy copies none), and
+// only while the source has the ETag named; a refused copy leaves nothing.
+func TestCopyLargeCopiesInParts(t *testing.T) {
+	env := testenv.Open(t)
+	bucket := env.Bucket(t)
+	st := storage.New(env.S3)
+	ctx := context.Background()
+	body := make([]byte, 12<<20+5)
+	for i := range body {
+		body[i] = byte(i * 13 / 11)
+	}
+	w, err := st.Put(ctx, storage.Put{Bucket: bucket, Key: "src", Body: body, ContentType: "application/x-ndjson"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(size int64) { storage.CopyPartBytes = size }(storage.CopyPartBytes)
+	storage.CopyPartBytes = 5 << 20
+	c := storage.Copy{SrcBucket: bucket, SrcKey: "src", IfMatch: w.ETag, DstBucket: bucket, DstKey: "dst",
+		Metadata: map[string]string{"sha256": w.SHA256, "sluice-generation": "g"}, ContentType: "application/x-ndjson", CacheControl: "max-age=60"}
+	if _, err := st.CopyLarge(ctx, c, int64(len(body))); err != nil {
+		t.Fatal(err)
+	}
+	head, err := st.Head(ctx, bucket, "dst")
+	if err != nil || head.SHA256 != w.SHA256 || head.Size != int64(len(body)) || head.ContentType != "application/x-ndjson" || head.Metadata["sluice-generation"] != "g" {
+		t.Fatalf("copy: %+v %v", head, err)
+	}
+	if got := getBody(t, env, bucket, "dst"); string(got) != string(body) {
+		t.Fatal("the copy's bytes differ")
+	}
+	c.DstKey, c.IfMatch = "refused", "0123456789abcdef0123456789abcdef"
+	if _, err := st.CopyLarge(ctx, c, int64(len(body))); !errors.Is(err, storage.ErrPreconditionFailed) {
+		t.Fatalf("copy of a changed source: %v", err)
+	}
+	if _, err := st.Head(ctx, bucket, "refused"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a refused copy left an object: %v", err)
+	}
+}
