@@ -76,10 +76,19 @@ func Decide(prev *Record, req ClaimRequest, now time.Time) (Verdict, Record) {
 		return Busy, Record{}
 	case !sameWork || prev.Status == Deleted || prev.Status == Removing || req.Redrive:
 		// New content, a new recipe, a re-created source (or one whose removal died half-way)
-		// or a redrive starts a fresh count of attempts.
-		return Claim, claimed(*prev, req, 1, now)
+		// or a redrive starts a fresh count of attempts; all but a redrive of the same work
+		// start from the beginning too.
+		r := *prev
+		if !sameWork || prev.Status == Deleted || prev.Status == Removing {
+			r.Progress = nil
+		}
+		return Claim, claimed(r, req, 1, now)
 	case prev.Status == Succeeded || prev.Status == Quarantined:
 		return Duplicate, Record{}
+	case prev.progressed():
+		// The last claim got further (a checkpoint), stopped at its deadline or killed: it
+		// used no attempt, so a file too long for one invocation is not quarantined for it.
+		return Claim, claimed(*prev, req, max(prev.Attempts, 1), now)
 	case prev.Attempts >= req.MaxAttempts:
 		// FAILED, or PROCESSING whose lease ran out (the worker died): both count as attempts.
 		return Exhausted, claimed(*prev, req, prev.Attempts, now)

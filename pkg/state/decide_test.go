@@ -11,7 +11,11 @@ func TestDecide(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	req := ClaimRequest{Bucket: "b", Key: "k", ObjectVersion: "v2", RecipeVersion: "r1", RequestID: "req", Token: "t", LeaseUntil: now.Add(time.Minute), MaxAttempts: 3}
 	rec := func(status Status, version, recipe string, attempts int, lease time.Time) *Record {
-		return &Record{ID: "b/k", Status: status, ObjectVersion: version, RecipeVersion: recipe, Attempts: attempts, LeaseExpires: lease, Rev: 7}
+		return &Record{ID: "b/k", Status: status, ObjectVersion: version, RecipeVersion: recipe, Attempts: attempts, LeaseExpires: lease, Rev: 7, ClaimToken: "prev"}
+	}
+	progressed := func(r *Record, by string) *Record {
+		r.Progress = &Progress{Token: by, Gen: "g", Data: "{}"}
+		return r
 	}
 	cases := []struct {
 		name     string
@@ -34,6 +38,10 @@ func TestDecide(t *testing.T) {
 		{"deleted, same content re-created", rec(Deleted, "v2", "r1", 3, time.Time{}), Claim, 1},
 		{"removing, live lease: the re-upload waits", rec(Removing, "v1", "r1", 1, now.Add(time.Second)), Busy, 0},
 		{"removing, the remover died", rec(Removing, "v2", "r1", 3, now.Add(-time.Second)), Claim, 1},
+		{"paused with progress: no attempt used", progressed(rec(Failed, "v2", "r1", 3, time.Time{}), "prev"), Claim, 3},
+		{"killed after progress: no attempt used", progressed(rec(Processing, "v2", "r1", 2, now.Add(-time.Second)), "prev"), Claim, 2},
+		{"no progress since an earlier claim's: counts", progressed(rec(Failed, "v2", "r1", 2, time.Time{}), "older"), Claim, 3},
+		{"no progress, attempts used up", progressed(rec(Failed, "v2", "r1", 3, time.Time{}), "older"), Exhausted, 3},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -50,6 +58,9 @@ func TestDecide(t *testing.T) {
 			}
 			if n := len(next.History); n == 0 || next.History[n-1].To != Processing {
 				t.Fatalf("history %+v", next.History)
+			}
+			if keep := c.prev != nil && c.prev.ObjectVersion == "v2" && c.prev.Status != Deleted && c.prev.Status != Removing; (next.Progress != nil) != (keep && c.prev.Progress != nil) {
+				t.Fatalf("progress %+v kept from %+v", next.Progress, c.prev)
 			}
 			if c.prev != nil && next.Fence <= c.prev.Fence {
 				t.Fatalf("fence %d does not grow past %d", next.Fence, c.prev.Fence)

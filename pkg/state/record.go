@@ -99,12 +99,27 @@ type Record struct {
 	// pkg/announce, and its CDN invalidation, pkg/cdn): an outcome whose id it is not was
 	// committed but not yet announced.
 	Announced string `dynamodbav:"announced,omitempty"`
+	// Progress is how far a long attempt got (a streamed records file's checkpoint): the next
+	// claim on the same content and recipe resumes there. A claim that recorded progress does
+	// not use up an attempt (Decide).
+	Progress *Progress `dynamodbav:"progress,omitempty"`
 
 	CreatedAt time.Time    `dynamodbav:"created_at"`
 	UpdatedAt time.Time    `dynamodbav:"updated_at"`
 	ExpiresAt int64        `dynamodbav:"expires_at,omitempty"` // TTL, epoch seconds
 	History   []Transition `dynamodbav:"history,omitempty"`
 }
+
+// Progress is a checkpoint of a claim's work.
+type Progress struct {
+	Token string    `dynamodbav:"token"` // the claim that recorded it
+	Gen   string    `dynamodbav:"gen"`   // the generation whose temp keys its outputs go to
+	Data  string    `dynamodbav:"data"`  // what the processor needs to resume (its own JSON)
+	At    time.Time `dynamodbav:"at"`
+}
+
+// progressed reports whether the record's latest claim recorded progress.
+func (r Record) progressed() bool { return r.Progress != nil && r.Progress.Token == r.ClaimToken }
 
 // ID is the record key of a source object.
 func ID(bucket, key string) string { return bucket + "/" + key }

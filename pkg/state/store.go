@@ -154,6 +154,9 @@ func (s *Store) Finish(ctx context.Context, rec Record, to Status, reason string
 	if to == Deleted {
 		rec.Outputs, rec.ManifestKey, rec.Abandoned, rec.QuarantineGen = nil, "", nil, ""
 	}
+	if to != Failed {
+		rec.Progress = nil // an outcome: nothing to resume
+	}
 	if to != Failed && s.ttl > 0 {
 		rec.ExpiresAt = now.Add(s.ttl).Unix()
 	}
@@ -210,6 +213,37 @@ func (s *Store) MarkAnnounced(ctx context.Context, rec Record) error {
 		return fmt.Errorf("mark %s announced: %w", rec.ID, ErrConflict)
 	case err != nil:
 		return fmt.Errorf("mark %s announced: %w", rec.ID, err)
+	}
+	return nil
+}
+
+// SaveProgress records p as the progress of the claim rec was written with, while that claim
+// still holds the record (PROCESSING under its token), else ErrLeaseLost. Like MarkAnnounced it
+// changes neither the revision nor the write id; the claim's own Finish writes the record whole,
+// so the caller keeps p in rec too.
+func (s *Store) SaveProgress(ctx context.Context, rec Record, p Progress) error {
+	av, err := attributevalue.MarshalMap(p)
+	if err != nil {
+		return err
+	}
+	_, err = s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(s.table),
+		Key:                      map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: rec.ID}},
+		UpdateExpression:         aws.String("SET progress = :p"),
+		ConditionExpression:      aws.String("claim_token = :t AND #status = :processing"),
+		ExpressionAttributeNames: map[string]string{"#status": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":p":          &types.AttributeValueMemberM{Value: av},
+			":t":          &types.AttributeValueMemberS{Value: rec.ClaimToken},
+			":processing": &types.AttributeValueMemberS{Value: string(Processing)},
+		},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	switch {
+	case errors.As(err, &ccf):
+		return fmt.Errorf("state %s: progress of claim %s: %w", rec.ID, rec.ClaimToken, ErrLeaseLost)
+	case err != nil:
+		return fmt.Errorf("state %s: progress: %w", rec.ID, err)
 	}
 	return nil
 }
