@@ -17,11 +17,12 @@ LAMBDA_FLAGS := -tags lambda.norpc,nodynamic -trimpath -ldflags='-s -w'
 # WebAssembly builds as Lambda does; the tag also keeps them from trying to load one at all.
 export GOFLAGS := $(strip $(GOFLAGS) -tags=nodynamic)
 
-.PHONY: help build test test-unit test-race chaos scale lint local-up local-down local-status local-tool
+.PHONY: help build test test-unit test-race chaos scale records-scale lint local-up local-down local-status local-tool
 # Packages whose tests need no local stack: `make test` also runs them under the race detector.
 UNIT_PKGS := ./pkg/state ./pkg/announce ./pkg/cdn ./pkg/batchjob ./pkg/trigger ./pkg/recipe ./pkg/media ./pkg/render ./pkg/jpegscale ./pkg/jpegenc ./pkg/faultinject ./pkg/workgroup
 CHAOS_OBJECTS ?= 2000
 SCALE_SIZES ?= 20000,200000
+RECORDS_MB ?= 1100
 
 help:
 	@echo "make demo        run the main job on the local stack"
@@ -31,6 +32,7 @@ help:
 	@echo "make bench       image-path benchmark on a real 17.9 MP photo"
 	@echo "make chaos       $(CHAOS_OBJECTS) objects: faults, killed workers, reconcile/backfill/redrive racing; invariants checked"
 	@echo "make scale       operator commands over $(SCALE_SIZES) synthetic objects: time, heap, requests; heap must not grow"
+	@echo "make records-scale  a $(RECORDS_MB) MiB CSV through short deadlines: resumed output = one run's, peak RSS < 200 MB"
 	@echo "make lint        go vet + staticcheck"
 	@echo "make local-up    start MinIO + DynamoDB Local (env file: $(CACHE)/local.env)"
 	@echo "make local-down  stop them"
@@ -76,6 +78,10 @@ chaos: local-tool
 
 scale: local-tool
 	$(SLUICE) local exec -- env SLUICE_REQUIRE_STACK=1 SLUICE_SCALE=$(SCALE_SIZES) go test -count=1 -timeout 60m -run '^TestScale$$' -v ./pkg/ops | grep -v -e '^SDK ' -e '^=== RUN'
+
+# A records file over 1 GB (make test runs a 24 MiB one): RECORDS_MB=4096 make records-scale for more.
+records-scale: local-tool
+	$(SLUICE) local exec -- env SLUICE_REQUIRE_STACK=1 SLUICE_RECORDS_MB=$(RECORDS_MB) go test -count=1 -timeout 90m -run '^TestRecordsResumeAcrossAttempts$$' -v ./pkg/processor | grep -v -e '^SDK ' -e '^=== RUN'
 
 $(STATICCHECK):
 	GOBIN=$(abspath $(CACHE)/bin) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

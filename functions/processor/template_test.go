@@ -576,3 +576,32 @@ func TestTemplateInvalidatesOnlyTheNamedDistribution(t *testing.T) {
 		t.Errorf("CreateInvalidation granted to %v", granted)
 	}
 }
+
+// The roles that process files (the processor's, the reconciler's) may stream outputs as
+// multipart uploads, read their parts back when a checkpoint is resumed, and abort them, on the
+// output and temp prefixes only; and the processor is told RECIPES_JSON.
+func TestTemplateLetsRecordsStreamAndResume(t *testing.T) {
+	doc := loadTemplate(t)
+	for _, role := range []string{"ProcessorRole", "ReconcilerRole"} {
+		found := false
+		for where, st := range statements(t, doc) {
+			if !strings.HasPrefix(where, role+".") || st["Sid"] != "WriteRenditionsAndTemp" {
+				continue
+			}
+			found = true
+			actions := list(st["Action"])
+			for _, want := range []string{"s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"} {
+				if !slices.Contains(actions, want) {
+					t.Errorf("%s: %s lacks %s", role, where, want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s has no WriteRenditionsAndTemp statement", role)
+		}
+	}
+	env := dig(t, resources(t, doc, "AWS::Serverless::Function")["ProcessorFunction"], "Properties", "Environment", "Variables").(map[string]any)
+	if _, ok := env["RECIPES_JSON"]; !ok {
+		t.Error("the processor is not given RECIPES_JSON")
+	}
+}

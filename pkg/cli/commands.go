@@ -183,8 +183,11 @@ func writeRecord(w io.Writer, rec state.Record) error {
 		{"source", "s3://" + rec.Bucket + "/" + rec.Key},
 		{"status", string(rec.Status)},
 		{"content", rec.ObjectVersion},
-		{"recipe", rec.RecipeVersion},
+		{"recipe", strings.TrimSpace(rec.RecipeName + " " + rec.RecipeVersion)},
 		{"attempts", strconv.Itoa(rec.Attempts)},
+	}
+	if p := rec.Progress; p != nil {
+		rows = append(rows, []string{"progress", processor.DescribeProgress(*p, rec.ObjectSize)})
 	}
 	if rec.Reason != "" {
 		rows = append(rows, []string{"reason", rec.Reason + ": " + rec.Message})

@@ -80,7 +80,12 @@ func (k Keys) Manifest(sourceKey string) string {
 
 // Temp is where generation gen writes a rendition before it is verified.
 func (k Keys) Temp(gen, sourceKey, name, ext string) string {
-	return k.cfg.TempPrefix + gen + "/" + k.Segment(sourceKey) + "/" + name + "." + ext
+	return k.TempDir(gen, sourceKey) + name + "." + ext
+}
+
+// TempDir is the prefix of every temp key generation gen writes for a source.
+func (k Keys) TempDir(gen, sourceKey string) string {
+	return k.cfg.TempPrefix + gen + "/" + k.Segment(sourceKey) + "/"
 }
 
 // Quarantine is where generation gen copies a rejected source, and where its report sits.

@@ -49,9 +49,13 @@ type objectStore interface {
 	Put(ctx context.Context, p storage.Put) (storage.Written, error)
 	Peek(ctx context.Context, o storage.Object, n int64) ([]byte, error)
 	Stream(ctx context.Context, o storage.Object) (io.ReadCloser, error)
+	StreamFrom(ctx context.Context, o storage.Object, offset int64) (io.ReadCloser, error)
 	NewUpload(ctx context.Context, p storage.Put) *storage.Upload
+	ResumeUpload(ctx context.Context, p storage.Put, st storage.UploadState) (*storage.Upload, error)
 	Copy(ctx context.Context, c storage.Copy) (string, error)
+	CopyLarge(ctx context.Context, c storage.Copy, size int64) (string, error)
 	Delete(ctx context.Context, bucket, key string) error
+	List(ctx context.Context, bucket, prefix string, f func(storage.Object) error) error
 }
 
 // stateStore is what the processor needs of the state table.
@@ -62,6 +66,7 @@ type stateStore interface {
 	Holds(ctx context.Context, rec state.Record, until time.Time) error
 	Finish(ctx context.Context, rec state.Record, to state.Status, reason string, now time.Time) (state.Record, error)
 	MarkAnnounced(ctx context.Context, rec state.Record) error
+	SaveProgress(ctx context.Context, rec state.Record, p state.Progress) error
 	TwinOf(ctx context.Context, recipeVersion, sha256 string) (state.Twin, bool, error)
 	OfferTwin(ctx context.Context, recipeVersion, sha256 string, t state.Twin, stale *state.Twin) error
 }
@@ -420,6 +425,11 @@ func (r *run) do(res *Result, src storage.Object) {
 			err = errors.Join(err, ferr)
 		}
 		res.Outcome, res.Err = Failed, failure.Transient(err)
+		if errors.Is(err, errPaused) {
+			// Stopped at a checkpoint with work left: the next delivery goes on at once.
+			r.m.Add("Paused", metrics.Count, 1)
+			res.RetryIn = time.Second
+		}
 		return
 	}
 	r.rec.Outputs, r.rec.ManifestKey = outputs, manifestKey
@@ -470,7 +480,8 @@ func backoff(try int, base, ceiling time.Duration, rnd func(n time.Duration) tim
 // retryable: a failure worth retrying inside the attempt (not a verdict on the file, not a lost
 // claim, and time left).
 func (r *run) retryable(err error) bool {
-	return err != nil && !errors.Is(err, state.ErrLeaseLost) && failure.Classify(err) != failure.IsPermanent && r.ctx.Err() == nil
+	return err != nil && !errors.Is(err, state.ErrLeaseLost) && !errors.Is(err, errPaused) &&
+		failure.Classify(err) != failure.IsPermanent && r.ctx.Err() == nil
 }
 
 // sleep waits d, or less if ctx ends first: it reports whether the full wait happened.

@@ -155,7 +155,8 @@ type file struct{ name, ext string }
 func (rt *route) files(sourceKey string) []file {
 	switch rt.entry.Kind {
 	case recipe.KindRecords:
-		return []file{{rowsName, rt.rowsExt()}, {rejectedName, "jsonl"}}
+		ext, _ := rt.rowsFile()
+		return []file{{rowsName, ext}, {rejectedName, "jsonl"}}
 	case recipe.KindPassthrough:
 		return []file{{passthroughName, passthroughExt(sourceKey)}}
 	}
@@ -179,11 +180,15 @@ const (
 	passthroughName = "file"     // the file itself
 )
 
-func (rt *route) rowsExt() string {
-	if rt.entry.Records.Output.Gzip {
-		return "jsonl.gz"
+// rowsFile is the valid rows' file extension and content type.
+func (rt *route) rowsFile() (ext, contentType string) {
+	switch out := rt.entry.Records.Output; {
+	case out.Format == recipe.OutputParquet:
+		return "parquet", "application/vnd.apache.parquet"
+	case out.Gzip:
+		return "jsonl.gz", "application/gzip"
 	}
-	return "jsonl"
+	return "jsonl", "application/x-ndjson"
 }
 
 // passthroughExt is the source key's extension when it is a plain one (letters and digits, at

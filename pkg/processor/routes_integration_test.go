@@ -78,6 +78,8 @@ func TestMixedUploadsRouteToTheirRecipes(t *testing.T) {
 		 "records":{"input":{"format":"csv"},"schema":`+ordersSchema+`,"output":{"format":"jsonl"},"max_bad_rows":0.4}},
 		{"name":"events","kind":"records","match":{"prefix":"logs/","types":["text/*"]},
 		 "records":{"input":{"format":"jsonl"},"schema":`+ordersSchema+`,"output":{"format":"jsonl","gzip":true},"max_bad_rows":0}},
+		{"name":"tables","kind":"records","match":{"prefix":"tables/"},
+		 "records":{"input":{"format":"jsonl"},"schema":`+ordersSchema+`,"output":{"format":"parquet"},"max_bad_rows":0}},
 		{"name":"docs","kind":"passthrough","match":{"prefix":"docs/","types":["application/pdf"]}}]}`)
 	ctx := context.Background()
 	if err := r.proc.StoreRecipes(ctx); err != nil {
@@ -91,6 +93,7 @@ func TestMixedUploadsRouteToTheirRecipes(t *testing.T) {
 		"orders/2026/12/07.csv": []byte(csv),
 		"logs/app.jsonl":        []byte(`{"id":1,"amount":2}` + "\n" + `{"id":2, "amount":3.25}` + "\n"),
 		"docs/spec.pdf":         pdf,
+		"tables/t.jsonl":        []byte(`{"id":1,"amount":2,"note":"n"}` + "\n" + `{"id":2,"amount":0.5}` + "\n"),
 		"misc/x.bin":            {1, 2, 3},
 	}
 	for k, b := range uploads {
@@ -99,6 +102,7 @@ func TestMixedUploadsRouteToTheirRecipes(t *testing.T) {
 	want := map[string]processor.Outcome{
 		"photos/a.jpg": processor.Succeeded, "orders/2026/12/07.csv": processor.Succeeded, "logs/app.jsonl": processor.Succeeded,
 		"docs/spec.pdf": processor.Succeeded, "photos/notes.txt": processor.Skipped, "misc/x.bin": processor.Skipped,
+		"tables/t.jsonl": processor.Succeeded,
 	}
 	for k, outcome := range want {
 		if res := r.proc.Process(ctx, "req-"+k, r.event(k)); res.Outcome != outcome {
@@ -108,7 +112,7 @@ func TestMixedUploadsRouteToTheirRecipes(t *testing.T) {
 	if n := strings.Count(emf.String(), `"Unmatched":1`); n != 2 {
 		t.Errorf("%d objects counted as unmatched, want 2", n)
 	}
-	for k, name := range map[string]string{"photos/a.jpg": "photos", "orders/2026/12/07.csv": "orders", "logs/app.jsonl": "events", "docs/spec.pdf": "docs"} {
+	for k, name := range map[string]string{"photos/a.jpg": "photos", "orders/2026/12/07.csv": "orders", "logs/app.jsonl": "events", "docs/spec.pdf": "docs", "tables/t.jsonl": "tables"} {
 		m := r.manifestOf(t, k)
 		rec, _, err := r.states.Get(ctx, state.ID(r.staging, k))
 		if err != nil || m.Recipe != name || rec.RecipeName != name || rec.RecipeVersion != m.RecipeVersion || !r.proc.Current(k, m.RecipeVersion) {
@@ -148,13 +152,16 @@ func TestMixedUploadsRouteToTheirRecipes(t *testing.T) {
 	if out, _ := outputNamed(events, "rows"); !strings.HasSuffix(out.Key, "/rows.jsonl.gz") || events.Records.Valid != 2 {
 		t.Fatalf("events: %+v", events)
 	}
+	if out, _ := outputNamed(r.manifestOf(t, "tables/t.jsonl"), "rows"); !strings.HasSuffix(out.Key, "/rows.parquet") || !bytes.HasPrefix(r.get(t, r.output, out.Key), []byte("PAR1")) {
+		t.Fatalf("tables: %+v", out)
+	}
 	doc, _ := outputNamed(r.manifestOf(t, "docs/spec.pdf"), "file")
 	if got := r.get(t, r.output, doc.Key); !bytes.Equal(got, pdf) || !strings.HasSuffix(doc.Key, "/file.pdf") {
 		t.Fatalf("passthrough published %q at %s", got, doc.Key)
 	}
 
 	// Each published file is made again, from its stored recipe, byte for byte.
-	for _, k := range []string{"photos/a.jpg", "orders/2026/12/07.csv", "logs/app.jsonl", "docs/spec.pdf"} {
+	for _, k := range []string{"photos/a.jpg", "orders/2026/12/07.csv", "logs/app.jsonl", "docs/spec.pdf", "tables/t.jsonl"} {
 		rp, err := r.proc.Replay(ctx, k, "")
 		if err != nil || !rp.Same || len(rp.Outputs) == 0 {
 			t.Errorf("replay %s: %+v %v", k, rp, err)
@@ -216,7 +223,9 @@ func TestUnmatchedQuarantinedAsNoRecipe(t *testing.T) {
 }
 
 // TestLargeRecordsOutputIsStreamedInParts: an output over one part goes up as a multipart
-// upload, verified by its composite checksum, and is byte for byte what the recipe makes.
+// upload, verified by its composite checksum, and is byte for byte what the recipe makes; it is
+// published by one copy, or (over the one-request copy limit, made small here) by a copy in
+// parts, and either way HEAD tells its whole SHA-256, which the reconciler checks.
 func TestLargeRecordsOutputIsStreamedInParts(t *testing.T) {
 	spec := `{"input":{"format":"csv"},"schema":` + ordersSchema + `,"output":{"format":"jsonl"},"max_bad_rows":0}`
 	r, _ := routedRig(t, `{"recipes":[{"name":"orders","kind":"records","records":`+spec+`}]}`)
@@ -224,10 +233,6 @@ func TestLargeRecordsOutputIsStreamedInParts(t *testing.T) {
 	in.WriteString("id,amount,note\n")
 	for i := 1; in.Len() < 12<<20; i++ {
 		fmt.Fprintf(&in, "%d,%d.%02d,row %d of a file big enough for two parts\n", i, i%1000, i%100, i)
-	}
-	r.upload(t, "big/orders.csv", in.Bytes(), nil)
-	if res := r.proc.Process(context.Background(), "req", r.event("big/orders.csv")); res.Outcome != processor.Succeeded {
-		t.Fatalf("%+v", res)
 	}
 	parsed, err := recipe.ParseRecords([]byte(spec))
 	if err != nil {
@@ -241,10 +246,27 @@ func TestLargeRecordsOutputIsStreamedInParts(t *testing.T) {
 	if _, err := plan.Run(bytes.NewReader(in.Bytes()), &want, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	rows, _ := outputNamed(r.manifestOf(t, "big/orders.csv"), "rows")
 	sum := sha256.Sum256(want.Bytes())
-	if rows.Size != int64(want.Len()) || rows.SHA256 != hex.EncodeToString(sum[:]) || !bytes.Equal(r.get(t, r.output, rows.Key), want.Bytes()) {
-		t.Fatalf("published %d bytes (sha256 %s), want %d", rows.Size, rows.SHA256, want.Len())
+	for _, c := range []struct {
+		key               string
+		maxCopy, copyPart int64
+	}{{"big/one-copy.csv", storage.MaxCopyBytes, storage.CopyPartBytes}, {"big/copied-in-parts.csv", 10 << 20, 5 << 20}} {
+		t.Run(c.key, func(t *testing.T) {
+			defer func(a, b int64) { storage.MaxCopyBytes, storage.CopyPartBytes = a, b }(storage.MaxCopyBytes, storage.CopyPartBytes)
+			storage.MaxCopyBytes, storage.CopyPartBytes = c.maxCopy, c.copyPart
+			r.upload(t, c.key, in.Bytes(), nil)
+			if res := r.proc.Process(context.Background(), "req", r.event(c.key)); res.Outcome != processor.Succeeded {
+				t.Fatalf("%+v", res)
+			}
+			rows, _ := outputNamed(r.manifestOf(t, c.key), "rows")
+			if rows.Size != int64(want.Len()) || rows.SHA256 != hex.EncodeToString(sum[:]) || !bytes.Equal(r.get(t, r.output, rows.Key), want.Bytes()) {
+				t.Fatalf("published %d bytes (sha256 %s), want %d", rows.Size, rows.SHA256, want.Len())
+			}
+			head, err := r.objects.Head(context.Background(), r.output, rows.Key)
+			if err != nil || head.SHA256 != rows.SHA256 || head.ContentType != "application/x-ndjson" {
+				t.Fatalf("HEAD of %s: %+v (%v), want sha256 %s", rows.Key, head, err, rows.SHA256)
+			}
+		})
 	}
 }
 

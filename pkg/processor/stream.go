@@ -3,11 +3,13 @@ package processor
 import (
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"maps"
 
 	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/metrics"
@@ -24,17 +26,22 @@ import (
 type streamOut struct {
 	f   file
 	up  *storage.Upload
-	tmp string
+	put storage.Put // its temp key (Key) and attributes
+}
+
+// outputPut is how output f of src is streamed to its temp key in generation gen (a resumed
+// attempt goes on with the generation that started it).
+func (r *run) outputPut(src storage.Object, gen string, f file, contentType string) storage.Put {
+	return storage.Put{
+		Bucket: r.p.cfg.OutputBucket, Key: r.p.Keys().Temp(gen, src.Key, f.name, f.ext), ContentType: contentType,
+		CacheControl: r.route.cache().RenditionsCache(), Metadata: r.metadata(src),
+	}
 }
 
 // startOutput starts streaming output f of src to its temp key.
 func (r *run) startOutput(ctx context.Context, src storage.Object, f file, contentType string) *streamOut {
-	tmp := r.p.Keys().Temp(r.rec.ClaimToken, src.Key, f.name, f.ext)
-	up := r.p.objects.NewUpload(ctx, storage.Put{
-		Bucket: r.p.cfg.OutputBucket, Key: tmp, ContentType: contentType,
-		CacheControl: r.route.cache().RenditionsCache(), Metadata: r.metadata(src),
-	})
-	return &streamOut{f: f, up: up, tmp: tmp}
+	p := r.outputPut(src, r.rec.ClaimToken, f, contentType)
+	return &streamOut{f: f, up: r.p.objects.NewUpload(ctx, p), put: p}
 }
 
 // land completes the temp object, verifies it, copies it to its final key and deletes it.
@@ -43,45 +50,90 @@ func (r *run) land(src storage.Object, o *streamOut) (state.Output, error) {
 	if err != nil {
 		return state.Output{}, err
 	}
-	if err := r.verify(o.tmp, w); err != nil {
+	if err := r.verify(o.put.Key, w); err != nil {
 		return state.Output{}, err
 	}
 	final := r.p.Keys().Final(src.Key, r.rec.ClaimToken, o.f.name, o.f.ext)
-	if _, err := r.p.objects.Copy(r.ctx, storage.Copy{
-		SrcBucket: r.p.cfg.OutputBucket, SrcKey: o.tmp, IfMatch: w.ETag,
+	c := storage.Copy{
+		SrcBucket: r.p.cfg.OutputBucket, SrcKey: o.put.Key, IfMatch: w.ETag,
 		DstBucket: r.p.cfg.OutputBucket, DstKey: final,
-	}); err != nil {
+	}
+	if w.Size > storage.MaxCopyBytes {
+		// Copied part by part, the object's checksum is S3's composite one: its SHA-256 goes in
+		// its metadata, where HEAD (storage.Head) finds it.
+		c.Metadata = maps.Clone(o.put.Metadata)
+		c.Metadata["sha256"], c.ContentType, c.CacheControl = w.SHA256, o.put.ContentType, o.put.CacheControl
+		_, err = r.p.objects.CopyLarge(r.ctx, c, w.Size)
+	} else {
+		_, err = r.p.objects.Copy(r.ctx, c)
+	}
+	if err != nil {
 		return state.Output{}, failure.Transient(err)
 	}
-	r.deleteTemp(o.tmp)
+	r.deleteTemp(o.put.Key)
 	r.m.Add("BytesOut", metrics.Bytes, float64(w.Size))
 	return state.Output{Name: o.f.name, Key: final, Size: w.Size, SHA256: w.SHA256, Format: o.f.ext}, nil
 }
 
-// reading is the source as a stream, hashed and counted as it is read.
+// reading is the source as a stream, counted and hashed as it is read. The last window bytes
+// read are hashed only once they fall out of it, or when a checkpoint says they were consumed
+// (hashTo): the readers above read ahead of the row they return, and a checkpoint's hash must
+// cover exactly the bytes before its position.
 type reading struct {
-	body io.ReadCloser
-	sum  hash.Hash
-	n    int64
+	body   io.ReadCloser
+	sum    hash.Hash
+	n      int64  // bytes read (from the file's start)
+	held   []byte // the bytes read but not hashed yet: the file's [n-len(held), n)
+	window int
 }
+
+// readAhead bounds how far the records readers read past a row boundary (their buffers).
+const readAhead = 256 << 10
 
 func (rd *reading) Read(b []byte) (int, error) {
 	n, err := rd.body.Read(b)
-	rd.sum.Write(b[:n])
+	rd.held = append(rd.held, b[:n]...)
 	rd.n += int64(n)
+	if len(rd.held) > 2*rd.window {
+		rd.hashTo(rd.n - int64(rd.window))
+	}
 	return n, err
 }
 
-// open streams src as HEAD saw it.
-func (r *run) open(ctx context.Context, src storage.Object) (*reading, error) {
-	body, err := r.p.objects.Stream(ctx, src)
+// hashTo hashes the held bytes before file offset off.
+func (rd *reading) hashTo(off int64) {
+	k := len(rd.held) - int(rd.n-off)
+	rd.sum.Write(rd.held[:k])
+	rd.held = append(rd.held[:0], rd.held[k:]...)
+}
+
+// sumAt is the SHA-256 state of the file's bytes before off, a position the readers reported.
+func (rd *reading) sumAt(off int64) ([]byte, error) {
+	if held := rd.n - int64(len(rd.held)); off < held || off > rd.n {
+		return nil, fmt.Errorf("checkpoint at byte %d, outside the bytes held [%d, %d]", off, held, rd.n)
+	}
+	rd.hashTo(off)
+	return rd.sum.(encoding.BinaryMarshaler).MarshalBinary()
+}
+
+// open streams src as HEAD saw it, from offset on; hash is the SHA-256 of the bytes before
+// offset (nil at the start).
+func (r *run) open(ctx context.Context, src storage.Object, offset int64, hash []byte) (*reading, error) {
+	rd := &reading{sum: sha256.New(), n: offset, window: readAhead}
+	if hash != nil {
+		if err := rd.sum.(encoding.BinaryUnmarshaler).UnmarshalBinary(hash); err != nil {
+			return nil, err
+		}
+	}
+	body, err := r.p.objects.StreamFrom(ctx, src, offset)
 	if errors.Is(err, storage.ErrPreconditionFailed) || errors.Is(err, storage.ErrNotFound) {
 		return nil, failure.Transient(fmt.Errorf("the object changed before it was read: %w", err))
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &reading{body: body, sum: sha256.New()}, nil
+	rd.body = body
+	return rd, nil
 }
 
 // finishReading drains and closes the source, and checks what was read against what HEAD and
@@ -89,6 +141,7 @@ func (r *run) open(ctx context.Context, src storage.Object) (*reading, error) {
 func (r *run) finishReading(src storage.Object, rd *reading) error {
 	_, err := io.Copy(io.Discard, rd)
 	rd.body.Close()
+	rd.hashTo(rd.n)
 	if err != nil {
 		return fmt.Errorf("read s3://%s/%s: %w", src.Bucket, src.Key, err)
 	}
@@ -107,7 +160,7 @@ func (r *run) finishReading(src storage.Object, rd *reading) error {
 func (r *run) passthrough(src storage.Object) ([]state.Output, error) {
 	var out state.Output
 	err := r.stage("Passthrough", func(ctx context.Context) error {
-		rd, err := r.open(ctx, src)
+		rd, err := r.open(ctx, src, 0, nil)
 		if err != nil {
 			return err
 		}
@@ -123,60 +176,16 @@ func (r *run) passthrough(src storage.Object) ([]state.Output, error) {
 	return []state.Output{out}, err
 }
 
-// recordsOutputs runs the records recipe over the source: the valid rows and the rejected
-// rows' list each stream to their temp key, and both are published once every row has been
-// judged and the counts add up. When the bad rows are more than the recipe allows, the list of
-// them is kept (copyToQuarantine puts it beside the report) and the file is quarantined.
-func (r *run) recordsOutputs(src storage.Object) ([]state.Output, error) {
-	var outs []state.Output
-	err := r.stage("Records", func(ctx context.Context) error {
-		rd, err := r.open(ctx, src)
-		if err != nil {
-			return err
-		}
-		files := r.route.files(src.Key)
-		rowsType := "application/x-ndjson"
-		if r.route.entry.Records.Output.Gzip {
-			rowsType = "application/gzip"
-		}
-		rows := r.startOutput(ctx, src, files[0], rowsType)
-		rejected := r.startOutput(ctx, src, files[1], "application/x-ndjson")
-		sum, err := r.route.plan.Run(rd, rows.up, rejected.up)
-		r.learnt.rows = &sum
-		err = errors.Join(err, r.finishReading(src, rd))
-		if failure.ReasonOf(err) == failure.TooManyBadRows {
-			rows.up.Abort()
-			return r.keepRejected(rejected, err)
-		}
-		if err != nil {
-			rows.up.Abort()
-			rejected.up.Abort()
-			return err
-		}
-		r.m.Add("RowsValid", metrics.Count, float64(sum.Valid))
-		r.m.Add("RowsInvalid", metrics.Count, float64(sum.Invalid))
-		for _, o := range []*streamOut{rows, rejected} {
-			out, err := r.land(src, o)
-			if err != nil {
-				return err
-			}
-			outs = append(outs, out)
-		}
-		return nil
-	})
-	return outs, err
-}
-
 // keepRejected completes the rejected rows' list of a file the gate refused, for the quarantine
 // to keep as evidence; the gate's fault is the result either way.
 func (r *run) keepRejected(o *streamOut, gate error) error {
 	w, err := o.up.Close()
 	if err == nil {
-		err = r.verify(o.tmp, w)
+		err = r.verify(o.put.Key, w)
 	}
 	if err != nil {
 		return failure.Transient(fmt.Errorf("%v; its rejected rows not kept: %w", gate, err))
 	}
-	r.learnt.rejected = o.tmp
+	r.learnt.rejected = o.put.Key
 	return gate
 }
