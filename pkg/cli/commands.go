@@ -206,7 +206,11 @@ func writeRecord(w io.Writer, rec state.Record) error {
 		rows = append(rows, []string{"event id", rec.OutcomeID() + " (" + announced + ")"})
 	}
 	for _, o := range rec.Outputs {
-		rows = append(rows, []string{"output " + o.Name, fmt.Sprintf("%s (%dx%d %s, %d bytes, sha256 %.12s…)", o.Key, o.Width, o.Height, o.Format, o.Size, o.SHA256)})
+		where := o.Key
+		if o.Bucket != "" {
+			where = "s3://" + o.Bucket + "/" + o.Key
+		}
+		rows = append(rows, []string{"output " + o.Name, fmt.Sprintf("%s (%dx%d %s, %d bytes, sha256 %.12s…)", where, o.Width, o.Height, o.Format, o.Size, o.SHA256)})
 	}
 	if err := table(w, []string{"field", "value"}, rows); err != nil {
 		return err

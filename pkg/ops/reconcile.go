@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -449,7 +450,7 @@ func (rc *reconciliation) quarantine(ctx context.Context) error {
 	}
 	return rc.listed(ctx, rc.o.cfg.QuarantineBucket, rc.o.cfg.QuarantinePrefix, segOf, func(ob storage.Object, rec *state.Record) error {
 		_, gen, ok := keys.ParseQuarantine(ob.Key)
-		if !ok || !ob.LastModified.Before(rc.start) || (rec != nil && rec.QuarantineGen == gen) {
+		if !ok || !ob.LastModified.Before(rc.start) || (rec != nil && (rec.QuarantineGen == gen || listsKey(rec.Outputs, ob.Key))) {
 			return nil
 		}
 		return rc.judge(ctx, OrphanedQuarantine, ob)
@@ -547,7 +548,7 @@ func (o *Ops) checkOutputs(ctx context.Context, rec state.Record) (*Finding, err
 		return nil, err
 	}
 	for _, out := range rec.Outputs {
-		head, err := o.objects.Head(ctx, o.cfg.OutputBucket, out.Key)
+		head, err := o.objects.Head(ctx, cmp.Or(out.Bucket, o.cfg.OutputBucket), out.Key)
 		if errors.Is(err, storage.ErrNotFound) {
 			return f(OutputMissing, "%s is missing", out.Key)
 		}
@@ -595,7 +596,8 @@ func (o *Ops) orphanOf(ctx context.Context, kind FindingKind, objBucket, key, bu
 		recp = &rec
 	}
 	now := o.now()
-	if kind == OrphanedQuarantine {
+	rejected := kind == OrphanedQuarantine && o.proc.Keys().IsRejected(key)
+	if kind == OrphanedQuarantine && !rejected {
 		return state.MayDeleteEvidence(recp, gen, now), fmt.Sprintf("generation %s of %s is not the evidence its record keeps", gen, srcKey), nil
 	}
 	m, hasManifest, err := o.manifest(ctx, srcKey)
@@ -605,6 +607,9 @@ func (o *Ops) orphanOf(ctx context.Context, kind FindingKind, objBucket, key, bu
 	committed := ""
 	if hasManifest {
 		committed = m.Generation
+	}
+	if rejected {
+		return state.MayDeleteRejected(recp, committed, gen, now), fmt.Sprintf("generation %s of %s is neither published nor the evidence its record keeps", gen, srcKey), nil
 	}
 	return state.MayDeleteOutput(recp, committed, gen, now), fmt.Sprintf("generation %s of %s is not published and nobody can commit it", gen, srcKey), nil
 }

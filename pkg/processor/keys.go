@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/sluice-dev/sluice/pkg/state"
 )
 
 // Keys is the key scheme. Renditions are immutable generations: each claim publishes under
@@ -17,7 +19,7 @@ import (
 //	<temp prefix><gen>/<seg>/<name>.<ext>          before verification
 //	<quarantine prefix><seg>/<gen>/source          a quarantined source, and its report beside it
 //	<quarantine prefix><seg>/<gen>/report.json
-//	<quarantine prefix><seg>/<gen>/rejected.jsonl  a records file's bad rows, when they stopped it
+//	<quarantine prefix><seg>/<gen>/rejected.jsonl  a records file's rejected rows (published or evidence)
 type Keys struct{ cfg Config }
 
 // S3's limit on a key, and the length of a generation (a claim token: 12 random bytes in hex).
@@ -94,9 +96,35 @@ func (k Keys) Quarantine(sourceKey, gen string) (object, report string) {
 	return base + "source", base + "report.json"
 }
 
-// Rejected is where generation gen keeps the bad rows of a records file it quarantined for them.
+// Rejected is where generation gen puts the list of a records file's rejected rows, beside
+// where its quarantine entry goes: an output of the generation when it publishes the valid rows,
+// evidence when the bad rows were too many.
 func (k Keys) Rejected(sourceKey, gen string) string {
 	return k.cfg.QuarantinePrefix + k.Segment(sourceKey) + "/" + gen + "/" + rejectedName + ".jsonl"
+}
+
+// IsRejected reports whether a quarantine key is a generation's list of rejected rows.
+func (k Keys) IsRejected(key string) bool {
+	_, _, ok := k.ParseQuarantine(key)
+	return ok && strings.HasSuffix(key, "/"+rejectedName+".jsonl")
+}
+
+// generation is the generation an output belongs to ("" for a key sluice does not write).
+func (k Keys) generation(o state.Output) string {
+	if o.Bucket == k.cfg.QuarantineBucket && o.Bucket != "" {
+		_, gen, _ := k.ParseQuarantine(o.Key)
+		return gen
+	}
+	out, _ := k.ParseOutput(o.Key)
+	return out.Gen
+}
+
+// bucket is the bucket an output is in.
+func (k Keys) bucket(o state.Output) string {
+	if o.Bucket != "" {
+		return o.Bucket
+	}
+	return k.cfg.OutputBucket
 }
 
 // ParseQuarantine reads a key under the quarantine prefix: the source's segment and the
@@ -179,7 +207,7 @@ func candidates(files []file, key func(name, ext string) string) []string {
 type Location struct{ Bucket, Key string }
 
 // Parts of a generation, for sweep.
-type genParts struct{ temps, renditions, evidence bool }
+type genParts struct{ temps, renditions, evidence, rejected bool }
 
 // generationKeys lists the keys of the chosen parts generation gen of a source may have
 // written: temp keys and outputs of the files the source's recipe makes (route.files; the
@@ -199,7 +227,10 @@ func (k Keys) generationKeys(files []file, sourceKey, gen string, parts genParts
 	}
 	if parts.evidence {
 		object, report := k.Quarantine(sourceKey, gen)
-		in(k.cfg.QuarantineBucket, []string{object, report, k.Rejected(sourceKey, gen)})
+		in(k.cfg.QuarantineBucket, []string{object, report})
+	}
+	if parts.rejected {
+		in(k.cfg.QuarantineBucket, []string{k.Rejected(sourceKey, gen)})
 	}
 	return out
 }

@@ -160,8 +160,8 @@ func (r *run) sweep(committed, evidence string, listed []state.Output) error {
 	keys := r.p.Keys()
 	var doomed []Location
 	for _, o := range listed {
-		if k, _ := keys.ParseOutput(o.Key); k.Gen != committed {
-			doomed = append(doomed, Location{r.p.cfg.OutputBucket, o.Key})
+		if keys.generation(o) != committed {
+			doomed = append(doomed, Location{keys.bucket(o), o.Key})
 		}
 	}
 	gens := append(slices.Clone(r.rec.Abandoned), r.rec.ClaimToken, r.rec.QuarantineGen)
@@ -172,7 +172,7 @@ func (r *run) sweep(committed, evidence string, listed []state.Output) error {
 		own := gen == r.rec.ClaimToken && (gen == committed || r.rec.Status == state.Removing)
 		if gen != "" && !own {
 			doomed = append(doomed, keys.generationKeys(r.route.files(r.ev.Key), r.ev.Key, gen,
-				genParts{temps: true, renditions: gen != committed, evidence: gen != evidence})...)
+				genParts{temps: true, renditions: gen != committed, evidence: gen != evidence, rejected: gen != committed && gen != evidence})...)
 		}
 	}
 	var errs []error
@@ -188,7 +188,7 @@ func (r *run) sweep(committed, evidence string, listed []state.Output) error {
 // dropOwnGeneration deletes what this claim wrote once it lost the claim: its generation can
 // never be committed or kept as evidence now (state.MayDeleteOutput, state.MayDeleteEvidence).
 func (r *run) dropOwnGeneration() {
-	for _, l := range r.p.Keys().generationKeys(r.route.files(r.ev.Key), r.ev.Key, r.rec.ClaimToken, genParts{true, true, true}) {
+	for _, l := range r.p.Keys().generationKeys(r.route.files(r.ev.Key), r.ev.Key, r.rec.ClaimToken, genParts{true, true, true, true}) {
 		if err := r.p.objects.Delete(context.WithoutCancel(r.ctx), l.Bucket, l.Key); err != nil {
 			r.log.Warn("output not deleted; the reconciler will", "bucket", l.Bucket, "output_key", l.Key, "err", err)
 		}

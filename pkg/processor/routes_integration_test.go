@@ -6,11 +6,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/metrics"
@@ -21,6 +27,7 @@ import (
 	"github.com/sluice-dev/sluice/pkg/state"
 	"github.com/sluice-dev/sluice/pkg/storage"
 	"github.com/sluice-dev/sluice/pkg/testenv"
+	"github.com/sluice-dev/sluice/pkg/trigger"
 )
 
 // ordersSchema is the rows' schema of the records recipes here.
@@ -135,8 +142,11 @@ func TestMixedUploadsRouteToTheirRecipes(t *testing.T) {
 		t.Error("the rows' checksum is not the manifest's")
 	}
 	rej, _ := outputNamed(m, "rejected")
+	if rej.Bucket != r.quar || !r.proc.Keys().IsRejected(rej.Key) {
+		t.Fatalf("the rejected rows are at s3://%s/%s, not beside the quarantine entry", rej.Bucket, rej.Key)
+	}
 	var bad []records.Rejected
-	for line := range strings.Lines(string(r.get(t, r.output, rej.Key))) {
+	for line := range strings.Lines(string(r.get(t, r.quar, rej.Key))) {
 		var b records.Rejected
 		if err := json.Unmarshal([]byte(line), &b); err != nil {
 			t.Fatal(err)
@@ -334,5 +344,72 @@ func TestCanaryPicksTheSameKeysOnEveryRun(t *testing.T) {
 	}
 	if len(vs) != 2 || counts[canary] != picked || counts[baseline] != 60-picked {
 		t.Fatalf("report %+v, want %d canary and %d baseline", vs, picked, 60-picked)
+	}
+}
+
+// TestRejectedRowsFollowTheirGeneration: a published records file's list of rejected rows, in
+// the quarantine bucket, is an output of its generation: the reconciler keeps it (and judges it
+// orphaned once nothing publishes or keeps it), a reprocess of a new version replaces it, and a
+// removal deletes it with the rest.
+func TestRejectedRowsFollowTheirGeneration(t *testing.T) {
+	r, _ := routedRig(t, `{"recipes":[{"name":"orders","kind":"records","records":{"input":{"format":"csv"},
+		"schema":`+ordersSchema+`,"output":{"format":"jsonl"},"max_bad_rows":0.5}}]}`)
+	ctx := context.Background()
+	const key = "orders/a.csv"
+	rejectedOf := func() state.Output {
+		out, ok := outputNamed(r.manifestOf(t, key), "rejected")
+		if !ok {
+			t.Fatal("no rejected rows listed")
+		}
+		return out
+	}
+	r.upload(t, key, []byte("id,amount\n1,2\nx,3\n"), nil)
+	if res := r.proc.Process(ctx, "v1", r.event(key)); res.Outcome != processor.Succeeded {
+		t.Fatalf("%+v", res)
+	}
+	first := rejectedOf()
+	time.Sleep(1100 * time.Millisecond) // S3 times are to the second: the list is older than the run
+	o := ops.New(r.cfg, r.objects, r.states, r.proc)
+	if findings, err := o.Reconcile(ctx, r.staging, "orders/"); err != nil || len(findings) != 0 {
+		t.Fatalf("reconcile of a published records file: %+v %v", findings, err)
+	}
+
+	r.upload(t, key, []byte("id,amount\n1,2\ny,4\n5,6\n"), nil)
+	if res := r.proc.Process(ctx, "v2", r.event(key)); res.Outcome != processor.Succeeded {
+		t.Fatalf("%+v", res)
+	}
+	second := rejectedOf()
+	if _, err := r.objects.Head(ctx, r.quar, first.Key); !errors.Is(err, storage.ErrNotFound) || second.Key == first.Key {
+		t.Fatalf("the superseded list %s is still there (%v)", first.Key, err)
+	}
+
+	// A list no record lists or keeps (a worker that died after writing it) is judged orphaned.
+	strayGen := strings.Repeat("ab", 12)
+	stray := r.proc.Keys().Rejected(key, strayGen)
+	head, err := r.objects.Head(ctx, r.quar, second.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := maps.Clone(head.Metadata)
+	meta["sluice-generation"] = strayGen
+	if _, err := r.objects.Copy(ctx, storage.Copy{SrcBucket: r.quar, SrcKey: second.Key, DstBucket: r.quar, DstKey: stray, Metadata: meta}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	findings, err := o.Reconcile(ctx, r.staging, "orders/")
+	if err != nil || len(findings) != 1 || findings[0].Key != stray || findings[0].Kind != ops.OrphanedQuarantine {
+		t.Fatalf("reconcile with a stray list: %+v %v", findings, err)
+	}
+
+	if _, err := r.env.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(r.staging), Key: aws.String(key)}); err != nil {
+		t.Fatal(err)
+	}
+	removal := r.event(key)
+	removal.Action, removal.Name = trigger.Removed, "ObjectRemoved:Delete"
+	if res := r.proc.Process(ctx, "rm", removal); res.Outcome != processor.Removed {
+		t.Fatalf("%+v", res)
+	}
+	if _, err := r.objects.Head(ctx, r.quar, second.Key); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the removal left the list %s (%v)", second.Key, err)
 	}
 }

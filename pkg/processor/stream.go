@@ -44,6 +44,15 @@ func (r *run) startOutput(ctx context.Context, src storage.Object, f file, conte
 	return &streamOut{f: f, up: r.p.objects.NewUpload(ctx, p), put: p}
 }
 
+// final is where output f of src is published: in the claim's generation of the output bucket;
+// the list of rejected rows in the quarantine bucket, beside the source's quarantine entry.
+func (r *run) final(src storage.Object, f file) (bucket, key string) {
+	if f.name == rejectedName {
+		return r.p.cfg.QuarantineBucket, r.p.Keys().Rejected(src.Key, r.rec.ClaimToken)
+	}
+	return r.p.cfg.OutputBucket, r.p.Keys().Final(src.Key, r.rec.ClaimToken, f.name, f.ext)
+}
+
 // land completes the temp object, verifies it, copies it to its final key and deletes it.
 func (r *run) land(src storage.Object, o *streamOut) (state.Output, error) {
 	w, err := o.up.Close()
@@ -53,10 +62,10 @@ func (r *run) land(src storage.Object, o *streamOut) (state.Output, error) {
 	if err := r.verify(o.put.Key, w); err != nil {
 		return state.Output{}, err
 	}
-	final := r.p.Keys().Final(src.Key, r.rec.ClaimToken, o.f.name, o.f.ext)
+	bucket, final := r.final(src, o.f)
 	c := storage.Copy{
 		SrcBucket: r.p.cfg.OutputBucket, SrcKey: o.put.Key, IfMatch: w.ETag,
-		DstBucket: r.p.cfg.OutputBucket, DstKey: final,
+		DstBucket: bucket, DstKey: final,
 	}
 	if w.Size > storage.MaxCopyBytes {
 		// Copied part by part, the object's checksum is S3's composite one: its SHA-256 goes in
@@ -72,7 +81,11 @@ func (r *run) land(src storage.Object, o *streamOut) (state.Output, error) {
 	}
 	r.deleteTemp(o.put.Key)
 	r.m.Add("BytesOut", metrics.Bytes, float64(w.Size))
-	return state.Output{Name: o.f.name, Key: final, Size: w.Size, SHA256: w.SHA256, Format: o.f.ext}, nil
+	out := state.Output{Name: o.f.name, Key: final, Size: w.Size, SHA256: w.SHA256, Format: o.f.ext}
+	if bucket != r.p.cfg.OutputBucket {
+		out.Bucket = bucket
+	}
+	return out, nil
 }
 
 // reading is the source as a stream, counted and hashed as it is read. The last window bytes

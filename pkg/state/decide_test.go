@@ -273,3 +273,26 @@ func TestHistoryIsBounded(t *testing.T) {
 		t.Fatalf("history has %d entries, last at %v", len(r.History), r.History[len(r.History)-1].At)
 	}
 }
+
+// A records file's list of rejected rows is kept while its generation is published or is the
+// quarantine's evidence, or may still become either.
+func TestMayDeleteRejected(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name           string
+		rec            *Record
+		committed, gen string
+		want           bool
+	}{
+		{"published with the valid rows", &Record{Status: Succeeded, ClaimToken: "g2"}, "g2", "g2", false},
+		{"the evidence of too many bad rows", &Record{Status: Quarantined, QuarantineGen: "g2", ClaimToken: "g2"}, "", "g2", false},
+		{"a live claim's, not committed yet", &Record{Status: Processing, ClaimToken: "g3", LeaseExpires: now.Add(time.Minute)}, "g2", "g3", false},
+		{"superseded by a newer publication", &Record{Status: Succeeded, ClaimToken: "g3"}, "g3", "g2", true},
+		{"a dead claim's", &Record{Status: Processing, ClaimToken: "g3", LeaseExpires: now.Add(-time.Second)}, "g2", "g3", true},
+	}
+	for _, c := range cases {
+		if got := MayDeleteRejected(c.rec, c.committed, c.gen, now); got != c.want {
+			t.Errorf("%s: MayDeleteRejected = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -75,6 +75,13 @@ func MayDeleteEvidence(rec *Record, gen string, now time.Time) bool {
 	return (rec == nil || rec.QuarantineGen != gen) && !Committable(rec, gen, now)
 }
 
+// MayDeleteRejected is the rule for a records file's list of rejected rows of generation gen:
+// it is an output of its generation (published with the valid rows) and evidence (kept with a
+// quarantine for too many bad rows), so it may go only when both rules let it.
+func MayDeleteRejected(rec *Record, committed, gen string, now time.Time) bool {
+	return MayDeleteOutput(rec, committed, gen, now) && MayDeleteEvidence(rec, gen, now)
+}
+
 // Outcome reports whether the record holds an outcome to announce downstream: SUCCEEDED,
 // QUARANTINED or DELETED (FAILED and the claims are not outcomes; another delivery follows).
 func (r Record) Outcome() bool { return r.Finished() || r.Status == Deleted }

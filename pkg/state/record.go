@@ -23,7 +23,10 @@ const (
 
 // Output is one published rendition.
 type Output struct {
-	Name   string `dynamodbav:"name" json:"name"`
+	Name string `dynamodbav:"name" json:"name"`
+	// Bucket is where it is when not in the output bucket: a records file's list of rejected
+	// rows sits in the quarantine bucket, beside where the source's quarantine entry would be.
+	Bucket string `dynamodbav:"bucket,omitempty" json:"bucket,omitempty"`
 	Key    string `dynamodbav:"key" json:"key"`
 	Size   int64  `dynamodbav:"size" json:"size"`
 	SHA256 string `dynamodbav:"sha256" json:"sha256"`
