@@ -3,6 +3,7 @@ package processor
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -229,7 +230,7 @@ func (k Keys) generationKeys(files []file, sourceKey, gen string, parts genParts
 		object, report := k.Quarantine(sourceKey, gen)
 		in(k.cfg.QuarantineBucket, []string{object, report})
 	}
-	if parts.rejected {
+	if parts.rejected && slices.ContainsFunc(files, func(f file) bool { return f.name == rejectedName }) {
 		in(k.cfg.QuarantineBucket, []string{k.Rejected(sourceKey, gen)})
 	}
 	return out
