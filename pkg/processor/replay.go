@@ -183,12 +183,12 @@ func (p *Processor) remake(ctx context.Context, rt *route, src storage.Object) (
 			{Name: rejectedName, Size: int64(rejectedN), SHA256: hex.EncodeToString(rejected.Sum(nil))},
 		}, nil
 	}
+	if rt.entry.Kind == recipe.KindPassthrough {
+		return p.rehash(ctx, src)
+	}
 	data, err := p.objects.Get(ctx, src, rt.limits.MaxBytes)
 	if err != nil {
 		return nil, err
-	}
-	if rt.entry.Kind == recipe.KindPassthrough {
-		return []Replayed{hashed(passthroughName, data)}, nil
 	}
 	img, anim, err := r.decode(data)
 	if err != nil {
@@ -206,6 +206,21 @@ func (p *Processor) remake(ctx context.Context, rt *route, src storage.Object) (
 		made = append(made, hashed(o.Name, o.Body))
 	}
 	return made, nil
+}
+
+// rehash is a passthrough's output made again: the source's bytes, hashed as they stream.
+func (p *Processor) rehash(ctx context.Context, src storage.Object) ([]Replayed, error) {
+	body, err := p.objects.Stream(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, body)
+	if err != nil {
+		return nil, err
+	}
+	return []Replayed{{Name: passthroughName, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}}, nil
 }
 
 func hashed(name string, b []byte) Replayed {

@@ -169,6 +169,9 @@ func TestMixedUploadsRouteToTheirRecipes(t *testing.T) {
 	if got := r.get(t, r.output, doc.Key); !bytes.Equal(got, pdf) || !strings.HasSuffix(doc.Key, "/file.pdf") {
 		t.Fatalf("passthrough published %q at %s", got, doc.Key)
 	}
+	if head, err := r.objects.Head(ctx, r.output, doc.Key); err != nil || head.ContentType != "application/pdf" {
+		t.Fatalf("passthrough output: %+v %v", head, err)
+	}
 
 	// Each published file is made again, from its stored recipe, byte for byte.
 	for _, k := range []string{"photos/a.jpg", "orders/2026/12/07.csv", "logs/app.jsonl", "docs/spec.pdf", "tables/t.jsonl"} {

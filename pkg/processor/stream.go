@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding"
@@ -177,8 +178,11 @@ func (r *run) passthrough(src storage.Object) ([]state.Output, error) {
 		if err != nil {
 			return err
 		}
-		o := r.startOutput(ctx, src, r.route.files(src.Key)[0], r.learnt.contentType)
-		_, err = io.Copy(o.up, rd)
+		// The output's type is the one its first bytes tell (routing may not have read them).
+		br := bufio.NewReaderSize(rd, sniffBytes)
+		head, _ := br.Peek(sniffBytes)
+		o := r.startOutput(ctx, src, r.route.files(src.Key)[0], contentType(head))
+		_, err = io.Copy(o.up, br)
 		if err = errors.Join(err, r.finishReading(src, rd)); err != nil {
 			o.up.Abort()
 			return err
