@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -25,6 +26,7 @@ import (
 
 	"github.com/sluice-dev/sluice/pkg/failure"
 	"github.com/sluice-dev/sluice/pkg/recipe"
+	"github.com/sluice-dev/sluice/pkg/workgroup"
 )
 
 // Plan is a compiled records recipe.
@@ -33,6 +35,9 @@ type Plan struct {
 	schema  *jsonschema.Schema
 	types   map[string][]string // top-level property → the JSON types its schema allows (CSV coercion)
 	columns []parquetColumn     // Parquet output's
+	// validators is how many goroutines validate rows (0: one per CPU, GOMAXPROCS); the output
+	// does not depend on it. Benchmarks set it.
+	validators int
 }
 
 // Compile compiles the recipe's schema. A schema may not load other documents: a $ref to a
@@ -129,11 +134,16 @@ func (p *Plan) Resume(in io.Reader, at Position, out, rejected io.Writer, cp Che
 		return at.Sum, errNoCheckpoints
 	}
 	s := &sink{plan: p, out: p.newRowsOut(out), rejected: rejected, sum: at.Sum, last: at.Offset, cp: cp}
+	s.start()
+	defer s.stop()
 	var err error
 	if p.spec.Input.Format == recipe.InputCSV {
 		err = p.readCSV(newGuard(in, at.Offset, p.maxRow(), true), s, at)
 	} else {
 		err = p.readJSONL(newGuard(in, at.Offset, 0, false), s, at)
+	}
+	if err == nil {
+		err = s.flush()
 	}
 	if err == nil {
 		err = s.out.close()
@@ -171,7 +181,10 @@ func (p *Plan) gate(s Summary) error {
 	return nil
 }
 
-// sink receives the rows as they are judged.
+// sink receives the rows as the readers read them: it validates them on every CPU (a batch at
+// a time, by validators) and writes them in order. Before a checkpoint, and at the end, every
+// row before it is written: where checkpoints fall, and what is written, do not depend on the
+// number of CPUs.
 type sink struct {
 	plan     *Plan
 	out      rowsOut
@@ -180,16 +193,169 @@ type sink struct {
 	json     jsonWriter // a CSV row's JSON
 	last     int64      // the offset of the last checkpoint
 	cp       Checkpoint
+	batch    *batch   // being filled
+	queue    []*batch // handed to the validators, in order
+	todo     chan *batch
+}
+
+// A batch is rows read in order, validated together.
+type batch struct {
+	rows  []item
+	bytes int
+	done  chan struct{}
+	panic *workgroup.Panic // the validator's, raised again by the writer
+}
+
+// item is one row: as read, then as judged.
+type item struct {
+	line, offset int64
+	v            any
+	encoded      []byte
+	path, reason string // why it is invalid ("" when valid); set by the reader for an unreadable row
+	invalid      bool
+}
+
+// Batches close at batchRows rows or batchBytes of JSON; at most two per validator are in flight,
+// which bounds what is held whatever the rows' sizes.
+const (
+	batchRows  = 256
+	batchBytes = 256 << 10
+)
+
+// start starts the validators; stop ends them.
+func (s *sink) start() {
+	n := s.plan.validators
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	s.todo = make(chan *batch, n)
+	for range n {
+		go s.validate()
+	}
+}
+
+func (s *sink) stop() { close(s.todo) }
+
+// validate judges the rows of each batch it is given against the schema.
+func (s *sink) validate() {
+	p := message.NewPrinter(language.English) // a Printer is not safe for concurrent use
+	for b := range s.todo {
+		b.panic = workgroup.Catch(func() {
+			for i := range b.rows {
+				it := &b.rows[i]
+				if it.invalid {
+					continue
+				}
+				if err := s.plan.schema.Validate(it.v); err != nil {
+					it.invalid = true
+					it.path, it.reason = explain(err, p)
+				}
+			}
+		})
+		close(b.done)
+	}
+}
+
+// row takes one decoded row (its value, and its JSON form, which it copies).
+func (s *sink) row(line, offset int64, v any, encoded []byte) error {
+	return s.add(item{line: line, offset: offset, v: v, encoded: append([]byte(nil), encoded...)})
+}
+
+// unreadable takes a row that could not be read as a row (a CSV quoting error, a JSONL line
+// that is not JSON): it is rejected.
+func (s *sink) unreadable(line, offset int64, reason string) error {
+	return s.add(item{line: line, offset: offset, reason: reason, invalid: true})
+}
+
+// add puts a row in the batch being filled, handing it over when full.
+func (s *sink) add(it item) error {
+	if s.batch == nil {
+		s.batch = &batch{done: make(chan struct{})}
+	}
+	s.batch.rows = append(s.batch.rows, it)
+	s.batch.bytes += len(it.encoded)
+	if len(s.batch.rows) < batchRows && s.batch.bytes < batchBytes {
+		return nil
+	}
+	return s.handOver()
+}
+
+// handOver gives the batch being filled to the validators, first writing the oldest handed
+// over while too many are in flight.
+func (s *sink) handOver() error {
+	if s.batch == nil {
+		return nil
+	}
+	b := s.batch
+	s.batch = nil
+	for len(s.queue) >= 2*cap(s.todo) {
+		if err := s.writeOldest(); err != nil {
+			return err
+		}
+	}
+	s.queue = append(s.queue, b)
+	s.todo <- b
+	return nil
+}
+
+// flush writes every row taken so far, in order.
+func (s *sink) flush() error {
+	if err := s.handOver(); err != nil {
+		return err
+	}
+	for len(s.queue) > 0 {
+		if err := s.writeOldest(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeOldest waits for the oldest batch's validation and writes its rows to their sides.
+func (s *sink) writeOldest() error {
+	b := s.queue[0]
+	s.queue = s.queue[1:]
+	<-b.done
+	if b.panic != nil {
+		panic(b.panic)
+	}
+	for _, it := range b.rows {
+		if err := s.write(it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// write counts one judged row and writes it to its side.
+func (s *sink) write(it item) error {
+	s.sum.RowsIn++
+	if it.invalid {
+		return s.reject(it.line, it.offset, it.path, it.reason)
+	}
+	if err := s.out.write(it.v, it.encoded); err != nil {
+		var uf *unfitError
+		if errors.As(err, &uf) {
+			return s.reject(it.line, it.offset, uf.path, uf.reason)
+		}
+		return err
+	}
+	s.sum.Valid++
+	return nil
 }
 
 // boundary is called after each row with the position after it: past a checkpoint's worth of
-// input since the last one, a gzipped output ends its member and the checkpoint is taken.
-// Where they fall is a function of the input alone, so a resumed run meets the same ones.
+// input since the last one, every row before it is written, a gzipped output ends its member
+// and the checkpoint is taken. Where they fall is a function of the input alone, so a resumed
+// run meets the same ones.
 func (s *sink) boundary(offset int64, at func() Position) error {
 	if offset-s.last < s.plan.every() {
 		return nil
 	}
 	s.last = offset
+	if err := s.flush(); err != nil {
+		return err
+	}
 	switch err := s.out.checkpoint(); {
 	case errors.Is(err, errNoCheckpoints):
 		return nil
@@ -199,32 +365,6 @@ func (s *sink) boundary(offset int64, at func() Position) error {
 		return nil
 	}
 	return s.cp(at())
-}
-
-// row validates one row (its value as decoded, and its JSON form as written) and writes it to
-// its side.
-func (s *sink) row(line, offset int64, v any, encoded []byte) error {
-	s.sum.RowsIn++
-	if err := s.plan.schema.Validate(v); err != nil {
-		path, reason := explain(err)
-		return s.reject(line, offset, path, reason)
-	}
-	if err := s.out.write(v, encoded); err != nil {
-		var uf *unfitError
-		if errors.As(err, &uf) {
-			return s.reject(line, offset, uf.path, uf.reason)
-		}
-		return err
-	}
-	s.sum.Valid++
-	return nil
-}
-
-// unreadable counts a row that could not be read as a row (a CSV quoting error, a JSONL line
-// that is not JSON) and rejects it.
-func (s *sink) unreadable(line, offset int64, reason string) error {
-	s.sum.RowsIn++
-	return s.reject(line, offset, "", reason)
 }
 
 // reject writes one invalid row's entry.
@@ -238,12 +378,10 @@ func (s *sink) reject(line, offset int64, path, reason string) error {
 	return err
 }
 
-// printer renders the validator's messages.
-var printer = message.NewPrinter(language.English)
-
 // explain turns a validation error into the first failing field's JSON pointer and reason (the
-// leaves in pointer order, so the choice is stable), noting how many more there are.
-func explain(err error) (path, reason string) {
+// leaves in pointer order, so the choice is stable), noting how many more there are; p renders
+// the validator's messages.
+func explain(err error, p *message.Printer) (path, reason string) {
 	var ve *jsonschema.ValidationError
 	if !errors.As(err, &ve) {
 		return "", err.Error()
@@ -263,7 +401,7 @@ func explain(err error) (path, reason string) {
 		return strings.Compare(pointer(a.InstanceLocation), pointer(b.InstanceLocation))
 	})
 	first := leaves[0]
-	reason = first.ErrorKind.LocalizedString(printer)
+	reason = first.ErrorKind.LocalizedString(p)
 	if n := len(leaves) - 1; n > 0 {
 		reason += fmt.Sprintf(" (and %d more)", n)
 	}
