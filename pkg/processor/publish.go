@@ -187,8 +187,14 @@ func (r *run) sweep(committed, evidence string, listed []state.Output) error {
 
 // dropOwnGeneration deletes what this claim wrote once it lost the claim: its generation can
 // never be committed or kept as evidence now (state.MayDeleteOutput, state.MayDeleteEvidence).
+// The temp keys stay when a checkpoint of this claim's handed its uploads on: the claim that
+// resumes them writes those keys now.
 func (r *run) dropOwnGeneration() {
-	for _, l := range r.p.Keys().generationKeys(r.route.files(r.ev.Key), r.ev.Key, r.rec.ClaimToken, genParts{true, true, true, true}) {
+	parts := genParts{temps: true, renditions: true, evidence: true, rejected: true}
+	if p := r.rec.Progress; p != nil && p.Gen == r.rec.ClaimToken {
+		parts.temps = false
+	}
+	for _, l := range r.p.Keys().generationKeys(r.route.files(r.ev.Key), r.ev.Key, r.rec.ClaimToken, parts) {
 		if err := r.p.objects.Delete(context.WithoutCancel(r.ctx), l.Bucket, l.Key); err != nil {
 			r.log.Warn("output not deleted; the reconciler will", "bucket", l.Bucket, "output_key", l.Key, "err", err)
 		}
